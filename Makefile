@@ -1,0 +1,47 @@
+# mlbatch: `make demo` runs the example batches end to end, `make test` runs the suite.
+# Both create .venv and install what they need on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-worker.txt | sha256sum | cut -c1-12)
+
+# A project-local Airflow: SQLite metadata DB, these dags/ and plugins/, no examples.
+export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+export MLBATCH_ARTIFACTS ?= $(CURDIR)/artifacts
+LOCAL_VCPU := $(shell nproc)
+
+.PHONY: install demo test up bench lint airflow-init clean
+
+install: $(STAMP)
+$(STAMP): requirements.txt requirements-worker.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+airflow-init: install
+	@mkdir -p $(AIRFLOW_HOME)
+	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	@$(BIN)/airflow pools set mlbatch_local $(LOCAL_VCPU) "local mlbatch workers (one slot per CPU)" > /dev/null
+
+lint: install
+	$(BIN)/python -m mlbatch lint
+
+demo: airflow-init lint
+	$(BIN)/python -m mlbatch demo churn_training churn_scoring
+
+test: install
+	$(BIN)/python -m pytest
+
+up: airflow-init
+	$(BIN)/python -m mlbatch up
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(AIRFLOW_HOME) artifacts

@@ -1,0 +1,8 @@
+"""Airflow DAG loader for the churn_training batch (dags/specs/churn_training.yaml).
+
+One tiny loader per spec: a broken spec then shows as an import error of this file
+alone, and every other batch keeps loading. `python -m mlbatch new` writes these.
+"""
+from mlbatch.factory import build_dag
+
+dag = build_dag(__file__, "specs/churn_training.yaml")

@@ -1,0 +1,1 @@
+"""mlbatch: YAML batch specs run as Airflow DAGs whose steps run in isolated workers."""

@@ -1,0 +1,8 @@
+"""`python -m mlbatch ...`"""
+from __future__ import annotations
+
+import sys
+
+from mlbatch.cli import main
+
+sys.exit(main())

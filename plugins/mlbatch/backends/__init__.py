@@ -1,0 +1,33 @@
+"""Backends: where a step's workers run. Each takes the same `mlbatch.jobs.JobRequest`.
+
+- local: every shard as its own capped OS process on this machine (the embedded default).
+- batch: AWS Batch jobs / array jobs (GPU queues, spot) -- not available yet.
+- ecs: Amazon ECS tasks (Fargate or EC2) -- not available yet.
+
+Backend modules are imported when asked for, never at DAG parse time.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+KNOWN_BACKENDS = ("local", "batch", "ecs")
+AVAILABLE_BACKENDS = ("local",)
+
+
+class UnknownBackendError(ValueError):
+    """The name is not a backend, or names one this version cannot run yet."""
+
+
+def get_backend(name: str, **options: Any):
+    """A backend instance by its spec name ('local', 'batch', 'ecs'); options go to its constructor."""
+    key = name.strip().lower()
+    if key == "local":
+        from mlbatch.backends.local import LocalBackend
+
+        return LocalBackend(**options)
+    if key in KNOWN_BACKENDS:
+        raise UnknownBackendError(
+            f"backend {name!r} is not available in this version yet; available: {', '.join(AVAILABLE_BACKENDS)} "
+            "(set 'backend: local' in the spec defaults or MLBATCH_BACKEND=local)"
+        )
+    raise UnknownBackendError(f"unknown backend {name!r}; expected one of: {', '.join(KNOWN_BACKENDS)}")

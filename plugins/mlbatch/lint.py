@@ -1,0 +1,85 @@
+"""Check spec files before they reach Airflow: every error the loader would raise, plus warnings."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from mlbatch.loader import check_spec, spec_files
+from mlbatch.problems import Problem, problem_at
+from mlbatch.spec import BatchSpec
+from mlbatch.spec_checks import Issue
+
+
+def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
+    """Spec files named by `paths` (directories give their *.yaml, *.yml), and problems for missing paths."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found = spec_files(path)
+            if not found:
+                problems.append(Problem(str(path), None, None, "no spec files (*.yaml, *.yml) in this directory",
+                                        severity="warning"))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), None, None, "no such file or directory"))
+    return files, problems
+
+
+def lint_paths(paths: Iterable[Path], cpu_count: int | None = None) -> list[Problem]:
+    """Every problem of the spec files under `paths`, warnings included (see Problem.severity)."""
+    files, problems = expand_paths(Path(p) for p in paths)
+    for file in files:
+        problems += lint_file(file, cpu_count)
+    return problems
+
+
+def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
+    """The loader's problems of one spec file, plus warnings when the spec itself is valid."""
+    check = check_spec(path)
+    problems = list(check.problems)
+    if check.spec is not None:
+        cpus = cpu_count if cpu_count is not None else local_cpu_count()
+        try:
+            warnings = local_vcpu_warnings(check.spec, cpus)
+        except ValueError:
+            warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
+        problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in warnings]
+    return sorted(problems, key=lambda problem: problem.line or 0)
+
+
+def local_cpu_count() -> int:
+    """CPUs this process may use (the affinity mask, where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def local_vcpu_warnings(spec: BatchSpec, cpus: int) -> list[Issue]:
+    """Local steps asking for more vCPU than the machine has: they would get the whole machine at most."""
+    inherited: list[str] = []
+    issues = []
+    for name, step in spec.resolved_steps().items():
+        if step.backend != "local" or step.vcpu <= cpus:
+            continue
+        own = spec.steps[name].resources
+        if own is not None and "vcpu" in own.model_fields_set:
+            issues.append(Issue(("steps", name, "resources", "vcpu"), _too_many(step.vcpu, cpus), _lower(cpus)))
+        else:
+            inherited.append(name)
+    if inherited:
+        vcpu = spec.defaults.resources.vcpu
+        issues.append(Issue(("defaults", "resources", "vcpu"),
+                            f"{_too_many(vcpu, cpus)} (inherited by {', '.join(inherited)})", _lower(cpus)))
+    return issues
+
+
+def _too_many(vcpu: float, cpus: int) -> str:
+    return f"asks for {vcpu:g} vcpu on the local backend, but this machine has {cpus} CPU(s)"
+
+
+def _lower(cpus: int) -> str:
+    return f"lower resources.vcpu to at most {cpus}; locally a worker never gets more than the machine's CPUs"

@@ -1,0 +1,76 @@
+"""A readable summary of a batch run, from Airflow's metadata DB and the steps' XCom summaries."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class StepRow:
+    step: str
+    state: str
+    try_number: int
+    duration_s: float | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    dag_id: str
+    run_id: str
+    state: str
+    steps: list[StepRow]
+
+
+def collect(dag_id: str, run_id: str | None = None) -> RunReport:
+    """The given run of `dag_id`, or its latest run. Needs AIRFLOW_HOME of the project."""
+    from airflow.models import DagRun, TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(DagRun).where(DagRun.dag_id == dag_id)
+        query = query.where(DagRun.run_id == run_id) if run_id else query.order_by(DagRun.id.desc())
+        run = session.scalars(query.limit(1)).first()
+        if run is None:
+            raise LookupError(f"no run of {dag_id!r} found" + (f" with run id {run_id!r}" if run_id else ""))
+        xcoms = {
+            x.task_id: XComModel.deserialize_value(x)
+            for x in session.scalars(select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"))
+        }
+        tis = session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id).order_by(TaskInstance.start_date))
+        rows = [StepRow(ti.task_id, str(ti.state), ti.try_number, ti.duration, xcoms.get(ti.task_id) or {})
+                for ti in tis]
+        return RunReport(dag_id, run.run_id, str(run.state), rows)
+
+
+def _metrics(summary: dict[str, Any]) -> str:
+    parts = [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.get("metrics", {}).items()]
+    counts = summary.get("counts", {})
+    if "rows" in counts:
+        parts.insert(0, f"rows={counts['rows']}")
+    return " ".join(parts)
+
+
+def format_report(report: RunReport) -> str:
+    head = f"{report.dag_id}  run {report.run_id}  -> {report.state.upper()}"
+    lines = [head, "=" * len(head),
+             f"  {'step':<12}{'status':<15}{'try':>4}{'duration':>10}{'peak mem':>11}{'shards':>8}  metrics"]
+    for row in report.steps:
+        s = row.summary
+        duration = f"{row.duration_s:.1f} s" if row.duration_s is not None else "-"
+        peak = f"{s['peak_rss_mib']:.0f} MiB" if s.get("peak_rss_mib") else "-"
+        shards = str(s.get("shard_count", "-"))
+        lines.append(f"  {row.step:<12}{row.state:<15}{row.try_number:>4}{duration:>10}{peak:>11}{shards:>8}  {_metrics(s)}")
+    auc = [(r.step, r.summary["metrics"]["auc"]) for r in report.steps
+           if "auc" in r.summary.get("metrics", {}) and r.summary.get("shard_count") == 1]
+    for step, value in auc:
+        lines.append(f"  model quality ({step}): AUC {value:.4f}")
+    outputs = [(r.step, r.summary["uri"]) for r in report.steps if r.summary.get("uri")]
+    if outputs:
+        lines.append("  outputs:")
+        lines += [f"    {step:<10} {uri}" for step, uri in outputs]
+    return "\n".join(lines)

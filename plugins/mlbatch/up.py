@@ -1,0 +1,56 @@
+"""`python -m mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080.
+
+Runs `airflow standalone` in its own process group so that Ctrl-C stops all of it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _password(home: Path) -> str | None:
+    path = home / "simple_auth_manager_passwords.json.generated"
+    try:
+        return json.loads(path.read_text()).get("admin")
+    except (OSError, ValueError):
+        return None
+
+
+def main(port: int = 8080) -> int:
+    home = Path(os.environ["AIRFLOW_HOME"])
+    env = dict(os.environ)
+    env.setdefault("AIRFLOW__API__PORT", str(port))
+    env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
+    # Tasks reach the API server through this URL: it must follow the port.
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/")
+    env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True,
+                            stdout=open(home / "standalone.log", "a"), stderr=subprocess.STDOUT)
+    print(f"Starting Airflow (log: {home / 'standalone.log'}) ...", flush=True)
+    try:
+        for _ in range(120):
+            if proc.poll() is not None:
+                print("Airflow exited early; see the log above.")
+                return proc.returncode or 1
+            password = _password(home)
+            if password:
+                break
+            time.sleep(1)
+        print(f"\n  Airflow UI: http://127.0.0.1:{port}\n  user: admin   password: {_password(home)}\n"
+              "  Ctrl-C stops everything.\n", flush=True)
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,23 @@
+"""Test-wide environment: a private Airflow home, artifact root and slot directory.
+
+Set before anything imports Airflow, which reads its configuration at import time.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_ROOT = Path(tempfile.mkdtemp(prefix="mlbatch-tests-"))
+PROJECT = Path(__file__).resolve().parents[1]
+
+os.environ.update({
+    "AIRFLOW_HOME": str(_ROOT / "airflow_home"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+    "MLBATCH_ARTIFACTS": str(_ROOT / "artifacts"),
+    "MLBATCH_LOCAL_SLOTS_DIR": str(_ROOT / "slots"),
+    "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)]),
+})
+os.environ.pop("MLBATCH_BACKEND", None)

@@ -1,0 +1,71 @@
+"""`python -m workers run --request JSON` runs one shard; `python -m workers list` lists workers.
+
+Exit codes: 0 done, 65 bad input (one line "mlbatch-bad-input: <reason>" on stderr),
+1 anything else (traceback on stderr). numpy, sklearn and pandas are imported only
+when the worker function loads, after the backend has set OMP_NUM_THREADS and friends.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+
+from workers.errors import BAD_INPUT_EXIT_CODE, BadInput
+
+BAD_INPUT_PREFIX = "mlbatch-bad-input: "
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # stream log lines live through pipes
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        return _list()
+    try:
+        return _run(args.request)
+    except BadInput as exc:
+        reason = " ".join(str(exc).split())  # the orchestrator reads exactly one line
+        print(f"{BAD_INPUT_PREFIX}{reason}", file=sys.stderr, flush=True)
+        return BAD_INPUT_EXIT_CODE
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.flush()
+        return 1
+
+
+def _run(request_json: str) -> int:
+    from workers.request import StepRequest
+    from workers.runner import run
+
+    request = StepRequest.from_json(request_json).with_env()
+    where = f"{request.worker} shard {request.shard_index}/{request.shard_count} try {request.try_number}"
+    print(f"mlbatch-worker start: {where} -> {request.output}")
+    began = time.monotonic()
+    manifest = run(request)
+    print(f"mlbatch-worker done: {where} in {time.monotonic() - began:.2f}s "
+          f"counts={json.dumps(manifest['counts'])} metrics={json.dumps(manifest['metrics'])}")
+    return 0
+
+
+def _list() -> int:
+    from workers.registry import WORKERS
+
+    width = max(len(name) for name in WORKERS)
+    for name, info in sorted(WORKERS.items()):
+        params = ", ".join(info.params.model_fields) or "-"
+        print(f"{name:<{width}}  {info.summary}  [params: {params}]")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workers", description="mlbatch workers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one shard of a step")
+    run.add_argument("--request", required=True, help="StepRequest as JSON")
+    sub.add_parser("list", help="list the registered workers")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Typed params of each worker. Pydantic only: imported at DAG parse time."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeaturesParams(_Params):
+    rows: int = Field(10_000, gt=0, description="synthetic rows to generate (ignored with source)")
+    seed: int = Field(7, description="random seed; same seed, same data")
+    source: str | None = Field(None, description="CSV or Parquet path/URI to read instead of generating")
+
+
+class TrainParams(_Params):
+    max_iter: int = Field(100, gt=0, description="boosting iterations")
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    max_depth: int | None = Field(None, gt=0)
+    max_leaf_nodes: int = Field(31, gt=1)
+    seed: int = 7
+
+
+class EnsembleParams(_Params):
+    pass
+
+
+class PredictParams(_Params):
+    threshold: float = Field(0.5, ge=0, le=1, description="score at or above which a row is flagged")
+    model: str | None = Field(None, description="'BATCH.STEP': score with that step's latest committed model "
+                                                 "instead of a model among this step's inputs")
+
+
+class NoopParams(_Params):
+    pass
+
+
+class SleepParams(_Params):
+    seconds: float = Field(1.0, ge=0)
+
+
+class MemoryParams(_Params):
+    mib: int = Field(..., gt=0, description="resident memory to allocate and touch")
+    hold_seconds: float = Field(1.0, ge=0)
+
+
+class FailParams(_Params):
+    fail_tries: int = Field(1_000_000, ge=0, description="fail while the try number is at most this")
+    fail_shards: list[int] | None = Field(None, description="only these shards fail (default: all)")
+    bad_input: bool = Field(False, description="fail as bad input (exit 65) instead of a crash")
+    message: str = "requested failure"

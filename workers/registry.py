@@ -1,0 +1,56 @@
+"""The catalogue of workers: name -> where its function lives and its typed params.
+
+Cheap to import (no pandas, sklearn, torch): the Airflow side reads it at DAG parse
+time to validate specs, the worker side resolves the function lazily.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel
+
+from workers import params as p
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    name: str
+    target: str  # "module:function", imported only when the worker runs
+    params: type[BaseModel]
+    summary: str
+
+    def load(self) -> Callable:
+        module_name, func_name = self.target.split(":")
+        return getattr(importlib.import_module(module_name), func_name)
+
+
+WORKERS: dict[str, WorkerInfo] = {
+    info.name: info
+    for info in [
+        WorkerInfo("features.synthetic", "workers.features:synthetic", p.FeaturesParams,
+                   "Churn-like tabular features: synthetic rows or a CSV/Parquet source"),
+        WorkerInfo("train.gbdt", "workers.train:gbdt", p.TrainParams,
+                   "Gradient boosting; one cross-validation fold per shard"),
+        WorkerInfo("ensemble.average", "workers.ensemble:average", p.EnsembleParams,
+                   "Average the fold models; report out-of-fold AUC and log loss"),
+        WorkerInfo("predict.batch", "workers.predict:batch", p.PredictParams,
+                   "Score feature rows with a model; one slice of rows per shard"),
+        WorkerInfo("check.noop", "workers.checks:noop", p.NoopParams,
+                   "Do nothing and commit an empty output (overhead checks)"),
+        WorkerInfo("check.sleep", "workers.checks:sleep", p.SleepParams,
+                   "Sleep for a while (timeouts, concurrency)"),
+        WorkerInfo("check.memory", "workers.checks:memory", p.MemoryParams,
+                   "Hold a given amount of resident memory (memory budgets)"),
+        WorkerInfo("check.fail", "workers.checks:fail", p.FailParams,
+                   "Fail on chosen tries/shards, as bad input or as a crash (retries, alerts)"),
+    ]
+}
+
+
+def get_worker(name: str) -> WorkerInfo:
+    try:
+        return WORKERS[name]
+    except KeyError:
+        raise KeyError(f"unknown worker {name!r}; known: {', '.join(sorted(WORKERS))}") from None
