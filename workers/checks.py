@@ -1,6 +1,7 @@
 """Workers that exercise the platform itself: overhead, timeouts, memory budgets, failures."""
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -48,6 +49,8 @@ def memory(request: StepRequest) -> ShardResult:
 def fail(request: StepRequest) -> ShardResult:
     """Fail while the try number is at most `fail_tries` on the chosen shards, then succeed."""
     settings = request.settings
+    for name in settings.print_env:  # what the worker sees, e.g. to debug a region or profile
+        print(f"{name}={os.environ.get(name, '')}", file=sys.stderr, flush=True)
     chosen = settings.fail_shards is None or request.shard_index in settings.fail_shards
     if request.try_number <= settings.fail_tries and chosen:
         reason = f"{settings.message} (shard {request.shard_index}, try {request.try_number})"

@@ -11,7 +11,8 @@ class _Params(BaseModel):
 class FeaturesParams(_Params):
     rows: int = Field(10_000, gt=0, description="synthetic rows to generate (ignored with source)")
     seed: int = Field(7, description="random seed; same seed, same data")
-    source: str | None = Field(None, description="CSV or Parquet path/URI to read instead of generating")
+    source: str | None = Field(None, description="CSV or Parquet path/URI to read instead of generating",
+                               json_schema_extra={"mlbatch_input": "file"})  # its content is in the cache key
 
 
 class TrainParams(_Params):
@@ -29,7 +30,8 @@ class EnsembleParams(_Params):
 class PredictParams(_Params):
     threshold: float = Field(0.5, ge=0, le=1, description="score at or above which a row is flagged")
     model: str | None = Field(None, description="'BATCH.STEP': score with that step's latest committed model "
-                                                 "instead of a model among this step's inputs")
+                                                 "instead of a model among this step's inputs",
+                              json_schema_extra={"mlbatch_input": "latest"})  # the model it points at is in the cache key
 
 
 class NoopParams(_Params):
@@ -50,3 +52,4 @@ class FailParams(_Params):
     fail_shards: list[int] | None = Field(None, description="only these shards fail (default: all)")
     bad_input: bool = Field(False, description="fail as bad input (exit 65) instead of a crash")
     message: str = "requested failure"
+    print_env: list[str] = Field([], description="environment variables to print to stderr first")

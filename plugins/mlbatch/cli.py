@@ -94,12 +94,44 @@ def run_up(args: argparse.Namespace) -> int:
     return up(args.port)
 
 
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    ls = actions.add_parser("ls", help="list cached step outputs: key, committed at, run, size")
+    gc = actions.add_parser("gc", help="delete cached step outputs older than a given age")
+    gc.add_argument("--older-than", required=True, metavar="AGE",
+                    help="age such as 30d, 12h or 90m (committed before now minus AGE)")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    for sub in (ls, gc):
+        sub.add_argument("--dag", metavar="DAG_ID", help="only this batch's outputs")
+        sub.add_argument("--root", metavar="URI", help="artifact root (default: MLBATCH_ARTIFACTS or ./artifacts)")
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    from mlbatch import cache_store
+    from mlbatch.paths import artifact_root
+    from mlbatch.units import parse_duration
+
+    root = args.root or artifact_root()
+    if args.cache_command == "ls":
+        print(cache_store.format_entries(cache_store.entries(root, args.dag)))
+        return 0
+    try:
+        older_than = parse_duration(args.older_than)
+    except ValueError as error:
+        print(f"mlbatch cache gc: --older-than: {error}", file=sys.stderr)
+        return 2
+    cache_store.gc(root, older_than, dag_id=args.dag, dry_run=args.dry_run)
+    return 0
+
+
 COMMANDS: list[Command] = [
     Command("lint", "check batch spec files; exit 1 on any error", add_lint_arguments, run_lint),
     Command("new", "write a new batch: dags/specs/NAME.yaml and its loader dags/NAME.py", add_new_arguments, run_new),
     Command("report", "summarise the latest run of batches from Airflow's metadata DB", add_report_arguments, run_report),
     Command("demo", "run batches through Airflow (airflow dags test) and summarise them", add_dag_ids, run_demo),
     Command("up", "start Airflow's web UI, scheduler, dag-processor and triggerer", add_up_arguments, run_up),
+    Command("cache", "see and clean cached step outputs: cache ls | cache gc --older-than 30d",
+            add_cache_arguments, run_cache),
 ]
 
 

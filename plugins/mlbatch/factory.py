@@ -10,6 +10,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
+from mlbatch.alerts import SlackAlerts
 from mlbatch.loader import load_spec
 from mlbatch.operators import StepOperator
 
@@ -36,21 +37,33 @@ def build_dag(loader_file: str, spec_relpath: str) -> DAG:
         tags=sorted({"mlbatch", *spec.tags}),
         default_args={"owner": spec.owner},
     ) as dag:
-        tasks = {name: _task(spec.dag_id, step) for name, step in steps.items()}
+        callbacks = _alert_callbacks(spec)
+        tasks = {name: _task(spec.dag_id, step, callbacks) for name, step in steps.items()}
         for name, step in steps.items():
             for upstream in step.needs:
                 tasks[upstream] >> tasks[name]
     return dag
 
 
-def _task(dag_id: str, step) -> StepOperator:
+def _alert_callbacks(spec) -> dict:
+    if not spec.alerts.slack:
+        return {}
+    return SlackAlerts(spec.alerts.slack, spec.alerts.on).callbacks()
+
+
+def _task(dag_id: str, step, callbacks: dict) -> StepOperator:
     local = step.backend == "local"
+    backoff = {"retry_exponential_backoff": 2.0} if step.retry_backoff else {}  # delay doubles per try
+    if step.max_retry_delay is not None:
+        backoff["max_retry_delay"] = step.max_retry_delay
     return StepOperator(
         task_id=step.name,
         batch_id=dag_id,
         step=step,
         retries=step.retries,
         retry_delay=step.retry_delay,
+        **backoff,
+        **callbacks,
         execution_timeout=step.timeout + TIMEOUT_GRACE,
         # Local steps queue in one pool sized to the machine; the exact per-process vcpu
         # admission happens in the local backend (shard counts are only known at run time).

@@ -27,6 +27,9 @@ class JobRequest(BaseModel):
         None, description="which shards to run on this try (e.g. the ones without a manifest); None = all"
     )
     timeout_s: float | None = Field(None, gt=0, description="wall-clock deadline for the whole try")
+    start_timeout_s: float | None = Field(
+        None, gt=0, description="fail as infrastructure if no shard has started by then (capacity, queues)"
+    )
 
     @field_validator("shard_indices")
     @classmethod

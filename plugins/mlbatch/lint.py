@@ -47,6 +47,7 @@ def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
             warnings = local_vcpu_warnings(check.spec, cpus)
         except ValueError:
             warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
+        warnings += alert_connection_warnings(check.spec)
         problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in warnings]
     return sorted(problems, key=lambda problem: problem.line or 0)
 
@@ -75,6 +76,17 @@ def local_vcpu_warnings(spec: BatchSpec, cpus: int) -> list[Issue]:
         issues.append(Issue(("defaults", "resources", "vcpu"),
                             f"{_too_many(vcpu, cpus)} (inherited by {', '.join(inherited)})", _lower(cpus)))
     return issues
+
+
+def alert_connection_warnings(spec: BatchSpec) -> list[Issue]:
+    """An alert connection that is not defined: alerts would be lost (the DAG itself still runs)."""
+    from mlbatch.connections import connection_defined
+
+    conn_id = spec.alerts.slack
+    if not conn_id or connection_defined(conn_id) is not False:
+        return []
+    return [Issue(("alerts", "slack"), f"Airflow connection {conn_id!r} is not defined: alerts would not be sent",
+                  f"airflow connections add {conn_id} --conn-type slackwebhook --conn-password '<webhook URL>'")]
 
 
 def _too_many(vcpu: float, cpus: int) -> str:

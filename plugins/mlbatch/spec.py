@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -50,13 +50,26 @@ Shards = Annotated[
 _SHARDS_TAGS = {"count", "from"}
 
 
+class OnOom(_Model):
+    """Retry an out-of-memory step with its memory budget multiplied by `grow`, up to `max`."""
+
+    grow: float = Field(2.0, gt=1)
+    max: MemoryMiB
+
+
 class StepDefaults(_Model):
     backend: Backend = "local"
     image: str = "mlbatch-worker:cpu"
     resources: Resources = Resources()
     retries: Retries = 2
     retry_delay: Duration = timedelta(minutes=1)
+    retry_backoff: bool = False  # exponential backoff between retries
+    max_retry_delay: Duration | None = None
     timeout: Duration = timedelta(minutes=30)
+    start_timeout: Duration = timedelta(minutes=30)  # fail as infrastructure if no worker started by then
+    on_oom: OnOom | None = None
+    cache: bool = True
+    cache_version: str | None = None  # replaces the code version in cache keys
 
 
 class StepSpec(_Model):
@@ -71,11 +84,21 @@ class StepSpec(_Model):
     resources: Resources | None = None  # only the fields written here override the defaults
     retries: Retries | None = None
     retry_delay: Duration | None = None
+    retry_backoff: bool | None = None
+    max_retry_delay: Duration | None = None
     timeout: Duration | None = None
+    start_timeout: Duration | None = None
+    on_oom: OnOom | None = None
+    cache: bool | None = None
+    cache_version: str | None = None
+
+
+AlertEvent = Literal["failure", "retry", "success"]
 
 
 class Alerts(_Model):
     slack: str | None = None  # Airflow connection id of a Slack webhook
+    on: list[AlertEvent] = ["failure"]  # failure: once per step that finally fails; success: a run digest
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,13 @@ class ResolvedStep:
     retry_delay: timedelta
     timeout: timedelta
     shards: int | ShardsFrom
+    retry_backoff: bool = False
+    max_retry_delay: timedelta | None = None
+    start_timeout: timedelta = timedelta(minutes=30)
+    oom_grow: float | None = None  # from on_oom: multiply memory by this on an OOM retry ...
+    oom_max_mib: int | None = None  # ... up to this
+    cache: bool = True
+    cache_version: str | None = None
 
 
 class BatchSpec(_Model):
@@ -169,6 +199,7 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
     resources = defaults.resources
     if step.resources is not None:
         resources = resources.model_copy(update=step.resources.model_dump(include=step.resources.model_fields_set))
+    on_oom = _pick(step.on_oom, defaults.on_oom)
     shards = step.shards
     if isinstance(shards, ShardsSpec):
         source, count = shards.of.split(".", 1)
@@ -187,7 +218,18 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
         retry_delay=step.retry_delay or defaults.retry_delay,
         timeout=step.timeout or defaults.timeout,
         shards=shards,
+        retry_backoff=_pick(step.retry_backoff, defaults.retry_backoff),
+        max_retry_delay=_pick(step.max_retry_delay, defaults.max_retry_delay),
+        start_timeout=_pick(step.start_timeout, defaults.start_timeout),
+        oom_grow=on_oom.grow if on_oom else None,
+        oom_max_mib=on_oom.max if on_oom else None,
+        cache=_pick(step.cache, defaults.cache),
+        cache_version=_pick(step.cache_version, defaults.cache_version),
     )
+
+
+def _pick(own: Any, default: Any) -> Any:
+    return default if own is None else own
 
 
 def availability_problems(spec: BatchSpec) -> list[Issue]:
@@ -216,6 +258,7 @@ def availability_problems(spec: BatchSpec) -> list[Issue]:
 _MODEL_AT = {
     (): BatchSpec, ("alerts",): Alerts, ("defaults",): StepDefaults, ("defaults", "resources"): Resources,
     ("steps", "*"): StepSpec, ("steps", "*", "resources"): Resources, ("steps", "*", "shards"): ShardsSpec,
+    ("defaults", "on_oom"): OnOom, ("steps", "*", "on_oom"): OnOom,
 }
 
 

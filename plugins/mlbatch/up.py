@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -21,7 +22,23 @@ def _password(home: Path) -> str | None:
         return None
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _stop_on(signum: int, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(port: int = 8080) -> int:
+    # Ctrl-C (or a SIGTERM from a process manager) stops everything, even where SIGINT
+    # was inherited as ignored (background jobs of a non-interactive shell).
+    signal.signal(signal.SIGINT, _stop_on)
+    signal.signal(signal.SIGTERM, _stop_on)
     home = Path(os.environ["AIRFLOW_HOME"])
     env = dict(os.environ)
     env.setdefault("AIRFLOW__API__PORT", str(port))
@@ -30,18 +47,21 @@ def main(port: int = 8080) -> int:
     env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     airflow = str(Path(sys.executable).with_name("airflow"))
+    # standalone starts its parts as `airflow ...` from PATH: the venv's must come first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True,
                             stdout=open(home / "standalone.log", "a"), stderr=subprocess.STDOUT)
     print(f"Starting Airflow (log: {home / 'standalone.log'}) ...", flush=True)
     try:
-        for _ in range(120):
+        for _ in range(180):
             if proc.poll() is not None:
-                print("Airflow exited early; see the log above.")
+                print(f"Airflow exited early; see {home / 'standalone.log'}")
                 return proc.returncode or 1
-            password = _password(home)
-            if password:
+            if _password(home) and _answers(f"http://127.0.0.1:{port}/api/v2/version"):
                 break
             time.sleep(1)
+        else:
+            print(f"Airflow did not answer on port {port} within 3 minutes; see {home / 'standalone.log'}")
         print(f"\n  Airflow UI: http://127.0.0.1:{port}\n  user: admin   password: {_password(home)}\n"
               "  Ctrl-C stops everything.\n", flush=True)
         return proc.wait()

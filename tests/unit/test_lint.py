@@ -140,3 +140,18 @@ def test_commands_are_registered_in_one_list():
     args = build_parser().parse_args(["lint", "a.yaml", "specs"])
     lint = next(command for command in COMMANDS if command.name == "lint")
     assert args.handler is lint.handler and [str(p) for p in args.paths] == ["a.yaml", "specs"]
+
+
+def test_alert_connection_that_is_not_defined_is_a_warning(tmp_path, monkeypatch):
+    from mlbatch.lint import lint_paths
+    from tests.integration.airflow_run import migrate_db
+
+    migrate_db()  # lint looks in the metadata DB when the environment does not define it
+    spec = tmp_path / "alerting.yaml"
+    spec.write_text("alerts: {slack: slack_nowhere}\nsteps:\n  only: {run: check.noop}\n")
+    monkeypatch.delenv("AIRFLOW_CONN_SLACK_NOWHERE", raising=False)
+    [problem] = lint_paths([spec])
+    assert problem.severity == "warning"
+    assert "slack_nowhere" in problem.message and "airflow connections add slack_nowhere" in problem.fix
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_NOWHERE", '{"conn_type": "slackwebhook", "password": "x"}')
+    assert lint_paths([spec]) == []

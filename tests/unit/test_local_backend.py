@@ -552,3 +552,23 @@ def test_get_backend() -> None:
         get_backend("batch")
     with pytest.raises(UnknownBackendError, match="unknown backend 'k8s'"):
         get_backend("k8s")
+
+
+# ---- start timeout ------------------------------------------------------------
+
+
+def test_a_step_that_never_gets_capacity_fails_as_infrastructure(tmp_path: Path) -> None:
+    slots = LocalSlots(capacity=1, directory=tmp_path / "slots")
+    marker = tmp_path / "ran"
+    with slots.acquire(1.0):  # another worker holds the whole machine
+        result = run(request(py(f"open({str(marker)!r}, 'w').close()"), start_timeout_s=0.5), slots)
+    assert not result.ok
+    outcome = result.first_failure
+    assert outcome.failure is FailureClass.infrastructure
+    assert "never started" in outcome.reason and "start_timeout" in outcome.reason
+    assert not marker.exists()
+
+
+def test_start_timeout_does_not_stop_a_step_that_started(tmp_path: Path, slots: LocalSlots) -> None:
+    result = run(request(py("import time; time.sleep(1.0)"), start_timeout_s=0.3), slots)
+    assert result.ok, result.failure_report()

@@ -204,6 +204,7 @@ class LocalBackend:
         running: dict[int, _Shard] = {}
         outcomes: dict[int, ShardOutcome] = {}
         deadline = time.monotonic() + request.timeout_s if request.timeout_s is not None else None
+        self._start_expired = False
 
         if request.gpu:
             self._emit(f"{request.name}: asks for {request.gpu} GPU; local workers share every GPU of this host")
@@ -226,6 +227,13 @@ class LocalBackend:
             if self._cancelled.is_set():
                 outcomes[index] = ShardOutcome(
                     index=index, failure=FailureClass.infrastructure, reason="cancelled before it started"
+                )
+            elif self._start_expired:
+                limit = format_duration(request.start_timeout_s or 0)
+                outcomes[index] = ShardOutcome(
+                    index=index,
+                    failure=FailureClass.infrastructure,
+                    reason=f"never started: no local capacity within its {limit} start_timeout",
                 )
             elif timed_out:
                 limit = format_duration(request.timeout_s or 0)
@@ -258,6 +266,8 @@ class LocalBackend:
         """Launch, watch and reap shards until none runs and none may start. True if the deadline passed."""
         waiting_logged: set[int] = set()
         failed = timed_out = False
+        ever_started = False
+        start_deadline = (time.monotonic() + request.start_timeout_s) if request.start_timeout_s else None
         term_sent_at: float | None = None
         while True:
             now = time.monotonic()
@@ -282,6 +292,10 @@ class LocalBackend:
                 for shard in running.values():
                     self._kill(shard, signal.SIGKILL)
 
+            if start_deadline is not None and not ever_started and now >= start_deadline:
+                self._start_expired = True  # nothing could start in time: give up this try
+                break
+
             stop_launching = failed or timed_out or self._cancelled.is_set()
             while pending and not stop_launching:
                 index = pending[0]
@@ -295,6 +309,7 @@ class LocalBackend:
                         )
                     break
                 pending.popleft()
+                ever_started = True
                 started = self._spawn(request, index, lease)
                 if isinstance(started, ShardOutcome):
                     outcomes[index] = started
