@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # Lines of the run worth showing live; the full log goes to a file.
-_PROGRESS = re.compile(r"step \w+: \d+ shard|=== mlbatch step failed|class: |reason: |Marking run|cache hit")
+_PROGRESS = re.compile(r"step \w+: cache key|=== mlbatch step failed|class: |reason: |cache hit")
 
 
 def run_dag(dag_id: str, log_dir: Path) -> tuple[int, Path]:
@@ -26,7 +26,7 @@ def run_dag(dag_id: str, log_dir: Path) -> tuple[int, Path]:
         for line in proc.stdout:
             log.write(line)
             if _PROGRESS.search(line):
-                print("   ", _strip_log_prefix(line), flush=True)
+                print("   ", _strip_log_prefix(line)[:160], flush=True)
         return proc.wait(), log_path
 
 
@@ -48,5 +48,6 @@ def main(dag_ids: list[str]) -> int:
         print(f"    finished in {time.monotonic() - started:.0f} s (exit {code}); full log: {log_path}\n")
         print(format_report(collect(dag_id)))
         failed += code != 0
-    print(f"\nTask logs: {home / 'logs'}   Artifacts: {os.environ.get('MLBATCH_ARTIFACTS', 'artifacts/')}")
+    print(f"\nRun logs: {home / 'demo-logs'}   Artifacts: {os.environ.get('MLBATCH_ARTIFACTS', 'artifacts/')}")
+    print("A second `make demo` reuses every cached step; MLBATCH_CACHE=refresh make demo recomputes them.")
     return 1 if failed else 0

@@ -50,21 +50,22 @@ def collect(dag_id: str, run_id: str | None = None) -> RunReport:
 def _metrics(summary: dict[str, Any]) -> str:
     parts = [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.get("metrics", {}).items()]
     counts = summary.get("counts", {})
-    if "rows" in counts:
-        parts.insert(0, f"rows={counts['rows']}")
+    parts[:0] = [f"{name}={counts[name]}" for name in ("rows", "flagged") if name in counts]
     return " ".join(parts)
 
 
 def format_report(report: RunReport) -> str:
     head = f"{report.dag_id}  run {report.run_id}  -> {report.state.upper()}"
     lines = [head, "=" * len(head),
-             f"  {'step':<12}{'status':<15}{'try':>4}{'duration':>10}{'peak mem':>11}{'shards':>8}  metrics"]
+             f"  {'step':<12}{'status':<15}{'try':>4}{'duration':>10}{'peak mem':>11}{'shards':>8}  {'cache':<6} metrics"]
     for row in report.steps:
         s = row.summary
         duration = f"{row.duration_s:.1f} s" if row.duration_s is not None else "-"
         peak = f"{s['peak_rss_mib']:.0f} MiB" if s.get("peak_rss_mib") else "-"
         shards = str(s.get("shard_count", "-"))
-        lines.append(f"  {row.step:<12}{row.state:<15}{row.try_number:>4}{duration:>10}{peak:>11}{shards:>8}  {_metrics(s)}")
+        cache = "hit" if s.get("cache_hit") else "-"
+        lines.append(f"  {row.step:<12}{row.state:<15}{row.try_number:>4}{duration:>10}{peak:>11}{shards:>8}  "
+                     f"{cache:<6} {_metrics(s)}")
     auc = [(r.step, r.summary["metrics"]["auc"]) for r in report.steps
            if "auc" in r.summary.get("metrics", {}) and r.summary.get("shard_count") == 1]
     for step, value in auc:

@@ -1,22 +1,48 @@
-"""`python -m mlbatch up`: Airflow's own UI with our DAGs, a printed password, and Ctrl-C stops it all."""
+"""`python -m mlbatch up`: Airflow's own UI and scheduler with our DAGs, for real.
+
+One stack for the module: the UI lists the batches, "mark failed" on a running step
+kills its worker, and Ctrl-C stops every part of the stack.
+"""
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.integration.airflow_run import write_batch
+
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Stack:
+    proc: subprocess.Popen
+    port: int
+    token: str
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        return _http(method, f"http://127.0.0.1:{self.port}{path}", body, self.token)
+
+
+def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"{}")
 
 
 def _free_port() -> int:
@@ -25,19 +51,32 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _api(url: str, token: str | None = None, body: dict | None = None) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {token}"} if token else {})})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+def _wait_for(check, within_s: float, every_s: float = 2.0):
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    return check()
 
 
-def test_up_serves_the_ui_with_our_dags_and_stops_on_ctrl_c(tmp_path):
-    home = tmp_path / "airflow_home"
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags")}
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("up")
+    dags = root / "dags"
+    shutil.copytree(PROJECT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    write_batch(dags, "kill_check", """
+        defaults: {retries: 0}
+        steps:
+          slow: {run: check.sleep, params: {seconds: 300}}
+    """)
+    env = {**os.environ, "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+           "MLBATCH_ARTIFACTS": str(root / "artifacts"), "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5"}
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([airflow, "pools", "set", "mlbatch_local", "2", "local workers"], env=env, check=True,
+                   capture_output=True)
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlbatch", "up", "--port", str(port)], env=env, cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -48,19 +87,45 @@ def test_up_serves_the_ui_with_our_dags_and_stops_on_ctrl_c(tmp_path):
             if "Ctrl-C" in line or "exited early" in line or "did not answer" in line:
                 break
         password = re.search(r"user: admin\s+password: (\S+)", banner).group(1)
-        token = _api(f"http://127.0.0.1:{port}/auth/token", body={"username": "admin", "password": password})
-        dag_ids: set[str] = set()
-        deadline = time.monotonic() + 120
-        while not {"churn_training", "churn_scoring"} <= dag_ids and time.monotonic() < deadline:
-            time.sleep(3)  # the dag-processor parses the files in the background
-            dags = _api(f"http://127.0.0.1:{port}/api/v2/dags", token["access_token"])
-            dag_ids = {dag["dag_id"] for dag in dags["dags"]}
-        assert {"churn_training", "churn_scoring"} <= dag_ids
-        family = psutil.Process(proc.pid).children(recursive=True)
-        assert len(family) >= 4  # standalone and its parts
+        token = _http("POST", f"http://127.0.0.1:{port}/auth/token", {"username": "admin", "password": password})
+        yield Stack(proc, port, token["access_token"])
     finally:
-        family = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        proc.wait(timeout=60)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_the_ui_lists_the_batches(stack):
+    def listed():
+        dag_ids = {dag["dag_id"] for dag in stack.api("GET", "/api/v2/dags")["dags"]}
+        return {"churn_training", "churn_scoring", "kill_check"} <= dag_ids
+    assert _wait_for(listed, within_s=120)  # the dag-processor parses the files in the background
+
+
+def _worker_of(dag_id: str) -> psutil.Process | None:
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "workers run" in cmdline and f"/{dag_id}/" in cmdline:
+            return process
+    return None
+
+
+def test_marking_a_running_step_failed_kills_its_worker(stack):
+    stack.api("PATCH", "/api/v2/dags/kill_check", {"is_paused": False})
+    run = stack.api("POST", "/api/v2/dags/kill_check/dagRuns", {"logical_date": None})
+    worker = _wait_for(lambda: _worker_of("kill_check"), within_s=120, every_s=1.0)
+    assert worker is not None, "the step's worker never started"
+    path = f"/api/v2/dags/kill_check/dagRuns/{run['dag_run_id']}/taskInstances/slow"
+    stack.api("PATCH", path, {"new_state": "failed"})
+    gone, alive = psutil.wait_procs([worker], timeout=60)
+    assert alive == [], "the worker outlived its task"
+    assert stack.api("GET", path)["state"] == "failed"
+
+
+def test_ctrl_c_stops_every_part(stack):
+    family = psutil.Process(stack.proc.pid).children(recursive=True)
+    assert len(family) >= 4  # standalone and its parts
+    stack.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    stack.proc.wait(timeout=60)
     gone, alive = psutil.wait_procs(family, timeout=30)
     assert alive == []
