@@ -46,3 +46,16 @@ def failure_text(alert: StepAlert, *, retrying: bool = False) -> str:
     if alert.log_url:
         lines.append(f"<{alert.log_url}|Open the task log>")
     return "\n".join(lines)
+
+
+def success_text(dag_id: str, run_id: str, steps: list[dict]) -> str:
+    """A run digest (mrkdwn): each step's duration, cache hit and key metrics."""
+    lines = [f":large_green_circle: *{dag_id} succeeded* - run `{run_id}`"]
+    for step in steps:
+        cached = ", cache hit" if step.get("cache_hit") else ""
+        metrics = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in (step.get("metrics") or {}).items())
+        lines.append(f"- `{step['step']}` {step.get('duration_s', 0):.1f} s{cached}" + (f" - {metrics}" if metrics else ""))
+    if not steps:
+        lines.append("(no step records found for this run)")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from mlbatch.alert_text import StepAlert, failure_text
+from mlbatch.alert_text import StepAlert, failure_text, success_text
 
 log = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 10
@@ -46,6 +46,18 @@ class SlackAlerts:
         if "retry" in self.events:
             hooks["on_retry_callback"] = self.on_retry
         return hooks
+
+    def dag_callbacks(self) -> dict[str, Any]:
+        """DAG arguments: the success digest, when asked for."""
+        return {"on_success_callback": self.on_dag_success} if "success" in self.events else {}
+
+    def on_dag_success(self, context: dict[str, Any]) -> None:
+        from mlbatch.paths import artifact_root
+        from mlbatch.run_index import read_run
+
+        run = context["dag_run"]
+        self._safely(lambda: self.post(success_text(run.dag_id, run.run_id,
+                                                    read_run(artifact_root(), run.dag_id, run.run_id))))
 
     def on_failure(self, context: dict[str, Any]) -> None:
         self._safely(lambda: self.post(failure_text(step_alert(context))))

@@ -26,6 +26,7 @@ def build_dag(loader_file: str, spec_relpath: str) -> DAG:
     spec = load_spec(spec_path)
     steps = spec.resolved_steps()
     start = datetime.combine(spec.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    alerts = SlackAlerts(spec.alerts.slack, spec.alerts.on) if spec.alerts.slack else None
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description,
@@ -36,22 +37,18 @@ def build_dag(loader_file: str, spec_relpath: str) -> DAG:
         max_active_runs=spec.max_active_runs,
         tags=sorted({"mlbatch", *spec.tags}),
         default_args={"owner": spec.owner},
+        **(alerts.dag_callbacks() if alerts else {}),
     ) as dag:
-        callbacks = _alert_callbacks(spec)
-        tasks = {name: _task(spec.dag_id, step, callbacks) for name, step in steps.items()}
+        callbacks = alerts.callbacks() if alerts else {}
+        digest = alerts is not None and "success" in alerts.events
+        tasks = {name: _task(spec.dag_id, step, callbacks, digest) for name, step in steps.items()}
         for name, step in steps.items():
             for upstream in step.needs:
                 tasks[upstream] >> tasks[name]
     return dag
 
 
-def _alert_callbacks(spec) -> dict:
-    if not spec.alerts.slack:
-        return {}
-    return SlackAlerts(spec.alerts.slack, spec.alerts.on).callbacks()
-
-
-def _task(dag_id: str, step, callbacks: dict) -> StepOperator:
+def _task(dag_id: str, step, callbacks: dict, record_run: bool) -> StepOperator:
     local = step.backend == "local"
     backoff = {"retry_exponential_backoff": 2.0} if step.retry_backoff else {}  # delay doubles per try
     if step.max_retry_delay is not None:
@@ -60,6 +57,7 @@ def _task(dag_id: str, step, callbacks: dict) -> StepOperator:
         task_id=step.name,
         batch_id=dag_id,
         step=step,
+        record_run=record_run,
         retries=step.retries,
         retry_delay=step.retry_delay,
         **backoff,

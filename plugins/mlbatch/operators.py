@@ -27,10 +27,11 @@ class StepOperator(BaseOperator):
 
     ui_color = "#dbeafe"
 
-    def __init__(self, *, batch_id: str, step: ResolvedStep, **kwargs: Any) -> None:
+    def __init__(self, *, batch_id: str, step: ResolvedStep, record_run: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch_id = batch_id
         self.step = step
+        self.record_run = record_run  # keep a per-run record of each step for the success digest
         self._backend = None
         self._run_id = ""
         self._redact = lambda text: text
@@ -49,7 +50,18 @@ class StepOperator(BaseOperator):
             shard_count = resolve_shard_count(self.step.shards, upstream)
         except ShardSizingError as error:
             raise AirflowFailException(f"step {self.step.name}: {error}") from None
-        return self._cached_or_computed(context, upstream, shard_count)
+        started = time.monotonic()
+        summary = self._cached_or_computed(context, upstream, shard_count)
+        if self.record_run:
+            from datetime import datetime, timezone
+
+            from mlbatch.run_index import record_step
+
+            record_step(artifact_root(), self.batch_id, self._run_id, self.step.name, {
+                "cache_hit": summary["cache_hit"], "metrics": summary["metrics"], "counts": summary["counts"],
+                "duration_s": round(time.monotonic() - started, 3), "try_number": ti.try_number,
+                "finished_at": datetime.now(timezone.utc).isoformat()})
+        return summary
 
     def _compute(self, context: Any, upstream: dict, output: str, shard_count: int, key: str,
                  ingredients: dict[str, Any]) -> dict[str, Any]:

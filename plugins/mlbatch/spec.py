@@ -100,6 +100,14 @@ class Alerts(_Model):
     slack: str | None = None  # Airflow connection id of a Slack webhook
     on: list[AlertEvent] = ["failure"]  # failure: once per step that finally fails; success: a run digest
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML's safe_load) reads the bare key `on:` as the boolean True.
+        if isinstance(data, dict) and True in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
 
 @dataclass(frozen=True)
 class ShardsFrom:

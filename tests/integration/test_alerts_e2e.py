@@ -143,3 +143,20 @@ def test_secrets_never_reach_logs_alerts_or_xcom(tmp_path, slack):
     for value in [*secrets.values(), "s3cr3tW3bh00kP4th"]:
         assert value not in everything
     assert len(slack.posts) == 1
+
+
+def test_success_digest_when_asked_for(tmp_path, slack):
+    write_batch(tmp_path, "alert_digest", f"""
+        alerts: {{slack: {CONN}, on: [failure, success]}}
+        steps:
+          features: {{run: features.synthetic, params: {{rows: 2000}}}}
+          train: {{run: train.gbdt, needs: [features], shards: 2, params: {{max_iter: 20}}}}
+          ensemble: {{run: ensemble.average, needs: [train]}}
+    """)
+    result = dags_test(tmp_path, "alert_digest", env=slack_connection_env(CONN, slack.url()))
+    assert result.returncode == 0, result.output[-3000:]
+    [text] = slack.texts
+    assert "alert_digest succeeded" in text and collect("alert_digest").run_id in text
+    for step in ("features", "train", "ensemble"):
+        assert f"`{step}`" in text
+    assert "auc=" in text

@@ -22,9 +22,11 @@ import psutil
 import pytest
 
 from tests.integration.airflow_run import write_batch
+from tests.integration.slack_server import RecordingWebhook, slack_connection_env
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]
+SECRETS = {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMIK7MDENGbPxRfiCYzSTACKKEY", "MLBATCH_API_TOKEN": "tok-5e4d3c2b1a09f8e7"}
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Stack:
     proc: subprocess.Popen
     port: int
     token: str
+    home: Path
+    slack: RecordingWebhook
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
         return _http(method, f"http://127.0.0.1:{self.port}{path}", body, self.token)
@@ -71,7 +75,16 @@ def stack(tmp_path_factory):
         steps:
           slow: {run: check.sleep, params: {seconds: 300}}
     """)
-    env = {**os.environ, "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+    write_batch(dags, "leak_check", """
+        alerts: {slack: slack_stack}
+        defaults: {retries: 0}
+        steps:
+          leaky:
+            run: check.fail
+            params: {bad_input: true, print_env: [AWS_SECRET_ACCESS_KEY, MLBATCH_API_TOKEN]}
+    """)
+    slack = RecordingWebhook().__enter__()
+    env = {**os.environ, **SECRETS, **slack_connection_env("slack_stack", slack.url()), "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
            "MLBATCH_ARTIFACTS": str(root / "artifacts"), "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5"}
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
@@ -88,8 +101,9 @@ def stack(tmp_path_factory):
                 break
         password = re.search(r"user: admin\s+password: (\S+)", banner).group(1)
         token = _http("POST", f"http://127.0.0.1:{port}/auth/token", {"username": "admin", "password": password})
-        yield Stack(proc, port, token["access_token"])
+        yield Stack(proc, port, token["access_token"], root / "airflow_home", slack)
     finally:
+        slack.__exit__(None, None, None)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -120,6 +134,21 @@ def test_marking_a_running_step_failed_kills_its_worker(stack):
     gone, alive = psutil.wait_procs([worker], timeout=60)
     assert alive == [], "the worker outlived its task"
     assert stack.api("GET", path)["state"] == "failed"
+
+
+def test_secrets_stay_out_of_the_real_task_logs_and_the_alert(stack):
+    stack.api("PATCH", "/api/v2/dags/leak_check", {"is_paused": False})
+    run = stack.api("POST", "/api/v2/dags/leak_check/dagRuns", {"logical_date": None})
+    path = f"/api/v2/dags/leak_check/dagRuns/{run['dag_run_id']}"
+    assert _wait_for(lambda: stack.api("GET", path)["state"] == "failed", within_s=180)
+    assert _wait_for(lambda: len(stack.slack.posts) >= 1, within_s=30)
+    logs = list((stack.home / "logs").glob("dag_id=leak_check/**/*.log"))
+    text = "\n".join(log.read_text() for log in logs)
+    assert "AWS_SECRET_ACCESS_KEY=***" in text  # the worker printed it; the task log masked it
+    everything = text + "\n".join(stack.slack.texts)
+    for value in [*SECRETS.values(), "s3cr3tW3bh00kP4th"]:
+        assert value not in everything
+    assert len(stack.slack.posts) == 1 and "`bad_input`" in stack.slack.texts[0]
 
 
 def test_ctrl_c_stops_every_part(stack):

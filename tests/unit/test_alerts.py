@@ -98,3 +98,23 @@ def test_oom_budget_grows_by_the_factor_up_to_the_max(tmp_path):
     assert current_budget(uri, 256) == 256
     save_budget(uri, 512, after_try=1)
     assert current_budget(uri, 256) == 512
+
+
+def test_alerts_on_survives_yaml_reading_on_as_true(tmp_path):
+    from mlbatch.loader import load_spec
+
+    spec_file = tmp_path / "digest.yaml"
+    spec_file.write_text("alerts:\n  slack: slack_ml\n  on: [failure, retry, success]\nsteps:\n  a: {run: check.noop}\n")
+    assert load_spec(spec_file).alerts.on == ["failure", "retry", "success"]
+
+
+def test_success_digest_lists_steps_cache_hits_and_metrics():
+    from mlbatch.alert_text import success_text
+
+    text = success_text("churn", "manual__1", [
+        {"step": "features", "duration_s": 3.2, "cache_hit": True, "metrics": {}},
+        {"step": "ensemble", "duration_s": 1.5, "cache_hit": False, "metrics": {"auc": 0.84281}},
+    ])
+    assert "churn succeeded" in text and "manual__1" in text
+    assert "`features` 3.2 s, cache hit" in text
+    assert "`ensemble` 1.5 s - auc=0.8428" in text

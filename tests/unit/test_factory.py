@@ -75,3 +75,28 @@ def test_steps_carry_resources_and_shards(dag):
     train, score = dag.get_task("train").step, dag.get_task("score").step
     assert (train.vcpu, train.memory_mib, train.shards) == (2.0, 1024, 3)
     assert score.shards == ShardsFrom(per=500, step="features", count="rows", max=8)
+
+
+def test_alerts_and_retry_backoff_are_wired(tmp_path):
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "wired.yaml").write_text(textwrap.dedent("""
+        alerts: {slack: slack_ml, on: [failure, retry, success]}
+        defaults: {retry_backoff: true, max_retry_delay: 10m}
+        steps:
+          only: {run: check.noop}
+    """))
+    dag = build_dag(str(tmp_path / "loader.py"), "specs/wired.yaml")
+    task = dag.get_task("only")
+    assert task.retry_exponential_backoff == 2.0
+    assert task.max_retry_delay == timedelta(minutes=10)
+    assert task.record_run is True
+    for callbacks in (task.on_failure_callback, task.on_retry_callback, dag.on_success_callback):
+        assert callbacks  # Airflow keeps callbacks as lists
+    failure = task.on_failure_callback[0] if isinstance(task.on_failure_callback, list) else task.on_failure_callback
+    assert failure.__self__.conn_id == "slack_ml"
+
+
+def test_no_alert_callbacks_without_a_slack_connection(dag):
+    task = dag.get_task("features")
+    assert not task.on_failure_callback and not task.on_retry_callback
+    assert not dag.on_success_callback and task.record_run is False

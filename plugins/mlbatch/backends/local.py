@@ -487,6 +487,8 @@ class LocalBackend:
                 if tail is not None:
                     tail.append(line)
                 self._emit(f"{prefix} {line}")
+        # End of output almost always means the worker exited: reap it now, not on the next tick.
+        self._wake.set()
 
     def _emit(self, message: str) -> None:
         with self._log_lock:
