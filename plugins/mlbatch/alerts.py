@@ -42,7 +42,7 @@ class SlackAlerts:
 
     def callbacks(self) -> dict[str, Any]:
         """Task arguments to pass to every step's operator."""
-        hooks = {"on_failure_callback": self.on_failure}
+        hooks = {"on_failure_callback": self.on_failure, "on_execute_callback": self.check_connection}
         if "retry" in self.events:
             hooks["on_retry_callback"] = self.on_retry
         return hooks
@@ -58,6 +58,21 @@ class SlackAlerts:
         run = context["dag_run"]
         self._safely(lambda: self.post(success_text(run.dag_id, run.run_id,
                                                     read_run(artifact_root(), run.dag_id, run.run_id))))
+
+    def check_connection(self, context: dict[str, Any]) -> None:
+        """Before a step runs: warn in its log when the alert connection does not exist.
+
+        Done here and in `mlbatch lint`, not at DAG parse time, where a connection lookup
+        would be a database or secrets-backend call on every parse.
+        """
+        from airflow.sdk import BaseHook
+
+        try:
+            BaseHook.get_connection(self.conn_id)
+        except Exception:  # noqa: BLE001 - whatever the lookup raises, the step itself goes on
+            log.warning("alerts.slack names Airflow connection %r, which does not exist: this batch's alerts "
+                        "will be lost. Fix: airflow connections add %s --conn-type slackwebhook "
+                        "--conn-password '<webhook URL>'", self.conn_id, self.conn_id)
 
     def on_failure(self, context: dict[str, Any]) -> None:
         self._safely(lambda: self.post(failure_text(step_alert(context))))

@@ -47,7 +47,7 @@ def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
             warnings = local_vcpu_warnings(check.spec, cpus)
         except ValueError:
             warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
-        warnings += alert_connection_warnings(check.spec)
+        warnings += alert_connection_warnings(check.spec) + oom_growth_warnings(check.spec)
         problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in warnings]
     return sorted(problems, key=lambda problem: problem.line or 0)
 
@@ -75,6 +75,18 @@ def local_vcpu_warnings(spec: BatchSpec, cpus: int) -> list[Issue]:
         vcpu = spec.defaults.resources.vcpu
         issues.append(Issue(("defaults", "resources", "vcpu"),
                             f"{_too_many(vcpu, cpus)} (inherited by {', '.join(inherited)})", _lower(cpus)))
+    return issues
+
+
+def oom_growth_warnings(spec: BatchSpec) -> list[Issue]:
+    """on_oom whose max is not above the step's memory: an OOM could never get a larger budget."""
+    issues = []
+    for name, step in spec.resolved_steps().items():
+        if step.oom_grow is not None and step.oom_max_mib <= step.memory_mib:
+            where = ("steps", name, "on_oom", "max") if spec.steps[name].on_oom else ("defaults", "on_oom", "max")
+            issues.append(Issue(where, f"on_oom.max ({step.oom_max_mib} MiB) is not above the memory budget of step "
+                                       f"'{name}' ({step.memory_mib} MiB): an OOM retry could not grow",
+                                f"set on_oom.max above {step.memory_mib} MiB"))
     return issues
 
 

@@ -77,8 +77,9 @@ def test_alert_delivery_fails_soft(monkeypatch, caplog):
 
 
 def test_alerts_only_register_a_retry_callback_when_asked():
-    assert set(SlackAlerts("c").callbacks()) == {"on_failure_callback"}
-    assert set(SlackAlerts("c", ["failure", "retry"]).callbacks()) == {"on_failure_callback", "on_retry_callback"}
+    assert set(SlackAlerts("c").callbacks()) == {"on_failure_callback", "on_execute_callback"}
+    assert set(SlackAlerts("c", ["failure", "retry"]).callbacks()) == {
+        "on_failure_callback", "on_execute_callback", "on_retry_callback"}
 
 
 def test_secret_looking_env_values_are_found_and_redacted():
@@ -118,3 +119,13 @@ def test_success_digest_lists_steps_cache_hits_and_metrics():
     assert "churn succeeded" in text and "manual__1" in text
     assert "`features` 3.2 s, cache hit" in text
     assert "`ensemble` 1.5 s - auc=0.8428" in text
+
+
+def test_a_missing_alert_connection_is_a_warning_before_the_step_runs(monkeypatch, caplog):
+    monkeypatch.delenv("AIRFLOW_CONN_SLACK_MISSING", raising=False)
+    SlackAlerts("slack_missing").check_connection({})  # must not raise
+    assert "'slack_missing', which does not exist" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_MISSING", json.dumps({"conn_type": "slackwebhook", "password": "x"}))
+    SlackAlerts("slack_missing").check_connection({})
+    assert "does not exist" not in caplog.text

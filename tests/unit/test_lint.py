@@ -155,3 +155,15 @@ def test_alert_connection_that_is_not_defined_is_a_warning(tmp_path, monkeypatch
     assert "slack_nowhere" in problem.message and "airflow connections add slack_nowhere" in problem.fix
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_NOWHERE", '{"conn_type": "slackwebhook", "password": "x"}')
     assert lint_paths([spec]) == []
+
+
+def test_on_oom_max_not_above_the_budget_is_a_warning(tmp_path):
+    from mlbatch.lint import lint_paths
+
+    spec = tmp_path / "grow.yaml"
+    spec.write_text("steps:\n  hog:\n    run: check.noop\n    resources: {memory: 2Gi}\n"
+                    "    on_oom: {grow: 2.0, max: 1Gi}\n")
+    [problem] = lint_paths([spec])
+    assert problem.severity == "warning" and problem.step == "hog"
+    assert "on_oom.max (1024 MiB)" in problem.message and "2048 MiB" in problem.message
+    assert problem.line == 5
