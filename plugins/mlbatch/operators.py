@@ -14,12 +14,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlbatch.paths import PROJECT_ROOT, artifact_root, run_key, step_output_uri
+from mlbatch.step_errors import FailureDetails, StepFailed, StepFailedFast
 
 if TYPE_CHECKING:
     from mlbatch.jobs import JobRequest, JobResult
     from mlbatch.locks import LeaseLock
     from mlbatch.spec import ResolvedStep
-from mlbatch.step_errors import FailureDetails, StepFailed, StepFailedFast
 
 
 class StepOperator(BaseOperator):
@@ -38,9 +38,8 @@ class StepOperator(BaseOperator):
 
     # -- Airflow entry points -------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
-        from mlbatch.sharding import ShardSizingError, resolve_shard_count
-
         from mlbatch.secrets import mask_secret_env
+        from mlbatch.sharding import ShardSizingError, resolve_shard_count
 
         self._redact = mask_secret_env()
         ti = context["ti"]
@@ -53,14 +52,11 @@ class StepOperator(BaseOperator):
         started = time.monotonic()
         summary = self._cached_or_computed(context, upstream, shard_count)
         if self.record_run:
-            from datetime import datetime, timezone
-
             from mlbatch.run_index import record_step
 
             record_step(artifact_root(), self.batch_id, self._run_id, self.step.name, {
                 "cache_hit": summary["cache_hit"], "metrics": summary["metrics"], "counts": summary["counts"],
-                "duration_s": round(time.monotonic() - started, 3), "try_number": ti.try_number,
-                "finished_at": datetime.now(timezone.utc).isoformat()})
+                "duration_s": round(time.monotonic() - started, 3), "try_number": ti.try_number})
         return summary
 
     def _compute(self, context: Any, upstream: dict, output: str, shard_count: int, key: str,

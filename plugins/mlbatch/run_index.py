@@ -5,9 +5,11 @@ readable, so every step records its summary here as it succeeds.
 """
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from typing import Any
 
-from workers.artifacts import join, read_json, write_json
+from workers.artifacts import join, write_json
 
 from mlbatch.paths import run_key
 
@@ -17,7 +19,8 @@ def run_dir(root: str, dag_id: str, run_id: str) -> str:
 
 
 def record_step(root: str, dag_id: str, run_id: str, step: str, summary: dict[str, Any]) -> None:
-    write_json(join(run_dir(root, dag_id, run_id), f"{step}.json"), {"step": step, **summary})
+    finished_at = datetime.now(timezone.utc).isoformat()
+    write_json(join(run_dir(root, dag_id, run_id), f"{step}.json"), {"step": step, **summary, "finished_at": finished_at})
 
 
 def read_run(root: str, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -27,6 +30,5 @@ def read_run(root: str, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     fs, path = fsspec.core.url_to_fs(run_dir(root, dag_id, run_id))
     if not fs.exists(path):
         return []
-    files = [f for f in fs.ls(path, detail=False) if f.endswith(".json")]
-    records = [read_json(f if "://" not in root else f"{root.split('://')[0]}://{f}") for f in files]
-    return sorted(records, key=lambda record: record.get("finished_at", ""))
+    records = [json.loads(fs.cat_file(f)) for f in fs.ls(path, detail=False) if f.endswith(".json")]
+    return sorted(records, key=lambda record: record["finished_at"])
