@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from mlbatch.backends.local import LocalBackend, worker_argv, worker_env
-from mlbatch.jobs import JobRequest
+from mlbatch.run.jobs import JobRequest
 
 from bench.stats import median, ms, p90
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlbatch.backends.local import LocalBackend
 from mlbatch.backends.slots import LocalSlots
-from mlbatch.jobs import JobRequest
+from mlbatch.run.jobs import JobRequest
 from workers import artifacts
 from workers.request import StepRequest
 from workers.runner import run as run_shard

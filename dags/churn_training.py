@@ -3,6 +3,6 @@
 One tiny loader per spec: a broken spec then shows as an import error of this file
 alone, and every other batch keeps loading. `python -m mlbatch new` writes these.
 """
-from mlbatch.factory import build_dag
+from mlbatch.run.factory import build_dag
 
 dag = build_dag(__file__, "specs/churn_training.yaml")

@@ -3,6 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from mlbatch.cli import main
+from mlbatch.cli.main import main
 
 sys.exit(main())

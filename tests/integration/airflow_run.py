@@ -8,7 +8,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlbatch.scaffold import loader_source
+from mlbatch.cli.scaffold import loader_source
 
 
 PROJECT = Path(__file__).resolve().parents[2]

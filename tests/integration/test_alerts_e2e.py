@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from mlbatch.report import collect
+from mlbatch.cli.report import collect
 from tests.integration.airflow_run import dags_test, migrate_db, write_batch
 from tests.integration.slack_server import RecordingWebhook, slack_connection_env
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbatch.report import collect
+from mlbatch.cli.report import collect
 from tests.integration.airflow_run import dags_test, migrate_db, write_batch
 
 pytestmark = pytest.mark.slow

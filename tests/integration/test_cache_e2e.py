@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mlbatch.report import collect
+from mlbatch.cli.report import collect
 from tests.integration.airflow_run import AIRFLOW, PROJECT, airflow, dags_test, migrate_db, write_batch
 
 pytestmark = pytest.mark.slow

@@ -54,7 +54,7 @@ def s3(tmp_path_factory):
 
 
 def test_one_holder_at_a_time_and_release_frees_it(s3):
-    from mlbatch.locks import LeaseLock, read_lease
+    from mlbatch.cache.locks import LeaseLock, read_lease
 
     uri = f"{s3}/d/s/one.lock"
     first, second = LeaseLock(uri, run_id="run-a"), LeaseLock(uri, run_id="run-b")
@@ -68,7 +68,7 @@ def test_one_holder_at_a_time_and_release_frees_it(s3):
 
 
 def test_renewal_and_expiry_are_conditional_on_the_etag(s3):
-    from mlbatch.locks import LeaseLock, read_lease
+    from mlbatch.cache.locks import LeaseLock, read_lease
 
     uri = f"{s3}/d/s/two.lock"
     beating = LeaseLock(uri, run_id="run-a", lease_s=0.5, renew_s=0.1)
@@ -91,7 +91,7 @@ def test_renewal_and_expiry_are_conditional_on_the_etag(s3):
 
 
 def test_contending_threads_compute_once_on_s3(s3):
-    from mlbatch.locks import LeaseLock
+    from mlbatch.cache.locks import LeaseLock
     from workers import artifacts
 
     uri = f"{s3}/d/s/three.lock"
@@ -116,7 +116,7 @@ def test_contending_threads_compute_once_on_s3(s3):
 
 
 def test_cache_store_lists_and_collects_on_s3(s3):
-    from mlbatch import cache_store
+    from mlbatch.cache import store as cache_store
     from workers import artifacts
 
     old = f"{s3}/b/step/aaaaaaaaaaaaaaaaaaaa"

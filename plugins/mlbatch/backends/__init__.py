@@ -1,4 +1,4 @@
-"""Backends: where a step's workers run. Each takes the same `mlbatch.jobs.JobRequest`.
+"""Backends: where a step's workers run. Each takes the same `mlbatch.run.jobs.JobRequest`.
 
 - local: every shard as its own capped OS process on this machine (the embedded default).
 - batch: AWS Batch jobs / array jobs (GPU queues, spot) -- not available yet.

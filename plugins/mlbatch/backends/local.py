@@ -42,8 +42,8 @@ from typing import IO, Callable
 import psutil
 
 from mlbatch.backends.slots import LocalSlots, SlotLease
-from mlbatch.failures import FailureClass, classify_exit, failure_block, format_duration, format_exit, format_mib
-from mlbatch.jobs import JobRequest, JobResult, ShardOutcome
+from mlbatch.run.failures import FailureClass, classify_exit, failure_block, format_duration, format_exit, format_mib
+from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
 
 THREAD_CAP_VARS = (
     "OMP_NUM_THREADS",

@@ -1,0 +1,154 @@
+"""`python -m mlbatch <command>`: the command line of the project.
+
+Each command is a (name, help, add_arguments, handler) entry in COMMANDS; a handler takes the
+parsed arguments and returns the exit status. Adding a command is adding one entry.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, NamedTuple, Sequence
+
+from mlbatch.spec.lint import expand_paths, lint_file
+
+DEFAULT_SPECS_DIR = Path("dags/specs")
+
+
+class Command(NamedTuple):
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+def add_lint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_SPECS_DIR], metavar="PATH",
+                        help=f"spec files or directories of specs (default: {DEFAULT_SPECS_DIR})")
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    files, problems = expand_paths(args.paths)
+    for file in files:
+        problems += lint_file(file)
+    errors = sum(problem.severity == "error" for problem in problems)
+    warnings = len(problems) - errors
+    for problem in problems:
+        print(problem)
+    print(f"{len(files)} spec(s) checked, {errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+def add_new_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="batch name (letters, digits, underscores)")
+    parser.add_argument("--dags", type=Path, default=Path("dags"), help="the dags folder (default: dags)")
+
+
+def run_new(args: argparse.Namespace) -> int:
+    from mlbatch.cli.scaffold import create_batch
+
+    try:
+        written = create_batch(args.dags, args.name)
+    except (ValueError, FileExistsError) as error:
+        print(f"mlbatch new: {error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def add_dag_ids(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dag_ids", nargs="+", metavar="DAG_ID")
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dag_ids(parser)
+    parser.add_argument("--run-id", help="a run of the (single) DAG given; default: its latest run")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from mlbatch.cli.report import collect, format_report
+
+    for dag_id in args.dag_ids:
+        try:
+            print(format_report(collect(dag_id, args.run_id)))
+        except LookupError as error:
+            print(f"mlbatch report: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from mlbatch.cli.demo import main as demo
+
+    return demo(args.dag_ids)
+
+
+def add_up_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8080)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from mlbatch.cli.up import main as up
+
+    return up(args.port)
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    ls = actions.add_parser("ls", help="list cached step outputs: key, committed at, run, size")
+    gc = actions.add_parser("gc", help="delete cached step outputs older than a given age")
+    gc.add_argument("--older-than", required=True, metavar="AGE",
+                    help="age such as 30d, 12h or 90m (committed before now minus AGE)")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    for sub in (ls, gc):
+        sub.add_argument("--dag", metavar="DAG_ID", help="only this batch's outputs")
+        sub.add_argument("--root", metavar="URI", help="artifact root (default: MLBATCH_ARTIFACTS or ./artifacts)")
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    from mlbatch.cache import store as cache_store
+    from mlbatch.run.paths import artifact_root
+    from mlbatch.spec.units import parse_duration
+
+    root = args.root or artifact_root()
+    if args.cache_command == "ls":
+        print(cache_store.format_entries(cache_store.entries(root, args.dag)))
+        return 0
+    try:
+        older_than = parse_duration(args.older_than)
+    except ValueError as error:
+        print(f"mlbatch cache gc: --older-than: {error}", file=sys.stderr)
+        return 2
+    cache_store.gc(root, older_than, dag_id=args.dag, dry_run=args.dry_run)
+    return 0
+
+
+COMMANDS: list[Command] = [
+    Command("lint", "check batch spec files; exit 1 on any error", add_lint_arguments, run_lint),
+    Command("new", "write a new batch: dags/specs/NAME.yaml and its loader dags/NAME.py", add_new_arguments, run_new),
+    Command("report", "summarise the latest run of batches from Airflow's metadata DB", add_report_arguments, run_report),
+    Command("demo", "run batches through Airflow (airflow dags test) and summarise them", add_dag_ids, run_demo),
+    Command("up", "start Airflow's web UI, scheduler, dag-processor and triggerer", add_up_arguments, run_up),
+    Command("cache", "see and clean cached step outputs: cache ls | cache gc --older-than 30d",
+            add_cache_arguments, run_cache),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlbatch", description="Run ML batches described by YAML specs.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command.handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

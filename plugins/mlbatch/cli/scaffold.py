@@ -1,0 +1,63 @@
+"""`python -m mlbatch new NAME`: a new batch = a spec and its one-line Airflow loader."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+LOADER = '''"""Airflow DAG loader for the {name} batch (dags/specs/{name}.yaml).
+
+One tiny loader per spec: a broken spec then shows as an import error of this file
+alone, and every other batch keeps loading. `python -m mlbatch new` writes these.
+"""
+from mlbatch.run.factory import build_dag
+
+dag = build_dag(__file__, "specs/{name}.yaml")
+'''
+
+SPEC = '''# {name}: edit the steps, then `python -m mlbatch lint` and `airflow dags test {name}`.
+description: Describe what this batch produces
+schedule: null                 # cron ("0 3 * * *"), a preset (@daily) or null for manual runs
+owner: ml-platform
+tags: []
+defaults:
+  backend: local
+  resources: {{vcpu: 1, memory: 2Gi}}
+  retries: 2
+  retry_delay: 1m
+  timeout: 30m
+steps:
+  features:
+    run: features.synthetic
+    params: {{rows: 50000, seed: 7}}
+  train:
+    run: train.gbdt
+    needs: [features]
+    shards: 3
+  ensemble:
+    run: ensemble.average
+    needs: [train]
+  score:
+    run: predict.batch
+    needs: [ensemble, features]
+    shards: {{per: 25000, of: features.rows, max: 10}}
+'''
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def loader_source(name: str) -> str:
+    return LOADER.format(name=name)
+
+
+def create_batch(dags_dir: Path, name: str) -> list[Path]:
+    """Write specs/NAME.yaml and NAME.py under dags_dir; never overwrite."""
+    if not _NAME.match(name):
+        raise ValueError(f"batch name {name!r}: use letters, digits and underscores, starting with a letter")
+    spec_path, loader_path = dags_dir / "specs" / f"{name}.yaml", dags_dir / f"{name}.py"
+    existing = [p for p in (spec_path, loader_path) if p.exists()]
+    if existing:
+        raise FileExistsError(f"{existing[0]} already exists; pick another name or edit it")
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(SPEC.format(name=name))
+    loader_path.write_text(loader_source(name))
+    return [spec_path, loader_path]

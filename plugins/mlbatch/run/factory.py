@@ -1,0 +1,79 @@
+"""Spec -> Airflow DAG. The only place that builds DAG objects.
+
+Imported at DAG parse time: keep it to pydantic, yaml and the Airflow SDK.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+from mlbatch.alerts.slack import SlackAlerts
+from mlbatch.run.operator import StepOperator
+from mlbatch.spec.loader import load_spec
+
+LOCAL_POOL = os.environ.get("MLBATCH_LOCAL_POOL", "mlbatch_local")
+# Airflow's own timeout is a backstop: the backend enforces the step timeout itself
+# and classifies it, so give it time to kill the workers and report first.
+TIMEOUT_GRACE = timedelta(seconds=60)
+
+
+def build_dag(loader_file: str, spec_relpath: str) -> DAG:
+    """Build the DAG of one spec; `spec_relpath` is relative to the loader file's folder."""
+    spec_path = Path(loader_file).resolve().parent / spec_relpath
+    spec = load_spec(spec_path)
+    steps = spec.resolved_steps()
+    start = datetime.combine(spec.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    alerts = SlackAlerts(spec.alerts.slack, spec.alerts.on) if spec.alerts.slack else None
+    with DAG(
+        dag_id=spec.dag_id,
+        description=spec.description,
+        doc_md=_doc(spec, spec_path),
+        schedule=spec.schedule,
+        start_date=start,
+        catchup=spec.catchup,
+        max_active_runs=spec.max_active_runs,
+        tags=sorted({"mlbatch", *spec.tags}),
+        default_args={"owner": spec.owner},
+        **(alerts.dag_callbacks() if alerts else {}),
+    ) as dag:
+        callbacks = alerts.callbacks() if alerts else {}
+        digest = alerts is not None and "success" in alerts.events
+        tasks = {name: _task(spec.dag_id, step, callbacks, digest) for name, step in steps.items()}
+        for name, step in steps.items():
+            for upstream in step.needs:
+                tasks[upstream] >> tasks[name]
+    return dag
+
+
+def _task(dag_id: str, step, callbacks: dict, record_run: bool) -> StepOperator:
+    local = step.backend == "local"
+    backoff = {"retry_exponential_backoff": 2.0} if step.retry_backoff else {}  # delay doubles per try
+    if step.max_retry_delay is not None:
+        backoff["max_retry_delay"] = step.max_retry_delay
+    return StepOperator(
+        task_id=step.name,
+        batch_id=dag_id,
+        step=step,
+        record_run=record_run,
+        retries=step.retries,
+        retry_delay=step.retry_delay,
+        **backoff,
+        **callbacks,
+        execution_timeout=step.timeout + TIMEOUT_GRACE,
+        # Local steps queue in one pool sized to the machine; the exact per-process vcpu
+        # admission happens in the local backend (shard counts are only known at run time).
+        pool=LOCAL_POOL if local else "default_pool",
+        doc_md=f"Runs worker `{step.run}` ({step.vcpu:g} vcpu, {step.memory_mib} MiB, backend {step.backend}).",
+    )
+
+
+def _doc(spec, spec_path: Path) -> str:
+    lines = [spec.description or f"Batch {spec.dag_id}", "", f"Spec: `{spec_path.name}`", ""]
+    lines += ["| step | worker | needs | shards |", "|---|---|---|---|"]
+    for name, step in spec.resolved_steps().items():
+        shards = step.shards if isinstance(step.shards, int) else f"per {step.shards.per} of {step.shards.step}.{step.shards.count}"
+        lines.append(f"| {name} | `{step.run}` | {', '.join(step.needs) or '-'} | {shards} |")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""The job request every backend takes, and what comes back.
+
+One `JobRequest` describes one try of one step: what to run (image, argv, env),
+with what resources (vcpu, memory, gpu) and how wide (shards). The local backend
+runs it as capped OS processes; AWS Batch and ECS backends take the very same
+request, so nothing in it is specific to one backend. Imports no Airflow.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlbatch.run.failures import FailureClass, failure_block
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, description="dag_id.step, e.g. 'churn_training.train'")
+    image: str = Field(description="worker image; container backends run it, the local backend runs argv directly")
+    command: list[str] = Field(min_length=1, description="argv of the worker")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment of the worker")
+    vcpu: float = Field(1.0, gt=0)
+    memory_mib: int = Field(2048, gt=0, description="memory budget of one shard")
+    gpu: int = Field(0, ge=0)
+    shard_count: int = Field(1, ge=1)
+    shard_indices: list[int] | None = Field(
+        None, description="which shards to run on this try (e.g. the ones without a manifest); None = all"
+    )
+    timeout_s: float | None = Field(None, gt=0, description="wall-clock deadline for the whole try")
+    start_timeout_s: float | None = Field(
+        None, gt=0, description="fail as infrastructure if no shard has started by then (capacity, queues)"
+    )
+
+    @field_validator("shard_indices")
+    @classmethod
+    def _sorted_unique(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if len(set(value)) != len(value):
+            raise ValueError(f"shard_indices has duplicates: {value}")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _indices_in_range(self) -> JobRequest:
+        if self.shard_indices is not None:
+            outside = [i for i in self.shard_indices if not 0 <= i < self.shard_count]
+            if outside:
+                raise ValueError(
+                    f"shard_indices {outside} outside 0..{self.shard_count - 1} (shard_count={self.shard_count})"
+                )
+        return self
+
+    @property
+    def indices(self) -> list[int]:
+        """The shards this try runs."""
+        return list(self.shard_indices) if self.shard_indices is not None else list(range(self.shard_count))
+
+
+class ShardOutcome(BaseModel):
+    """How one shard ended. exit_code is set when it exited, signal when a signal killed it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    exit_code: int | None = None
+    signal: int | None = None
+    peak_rss_mib: float = 0.0
+    duration_s: float = 0.0
+    failure: FailureClass | None = None
+    reason: str = ""
+    stderr_tail: list[str] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class JobResult(BaseModel):
+    """Outcomes of the shards that ran (by index), and the shards never started.
+
+    Shards are not started after another shard failed (its outcome explains why),
+    so `not_started` without a failure cannot happen; a deadline or a cancel that
+    comes before a shard could start gives that shard an outcome of its own.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = ""
+    shard_count: int = 1
+    memory_mib: int | None = None
+    outcomes: list[ShardOutcome] = Field(default_factory=list)
+    not_started: list[int] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.not_started
+
+    @property
+    def failures(self) -> list[ShardOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def first_failure(self) -> ShardOutcome | None:
+        failures = self.failures
+        return failures[0] if failures else None
+
+    def failure_report(self, max_stderr_lines: int = 10) -> str:
+        """The failure blocks of every failed shard, for the task log and alerts."""
+        return "\n".join(
+            failure_block(
+                failure=o.failure,
+                reason=o.reason,
+                shard_index=o.index,
+                shard_count=self.shard_count,
+                exit_code=o.exit_code,
+                signal=o.signal,
+                stderr_tail=o.stderr_tail,
+                name=self.name or None,
+                peak_rss_mib=o.peak_rss_mib if o.failure is FailureClass.oom else None,
+                memory_mib=self.memory_mib,
+                max_stderr_lines=max_stderr_lines,
+            )
+            for o in self.failures
+            if o.failure is not None
+        )

@@ -1,0 +1,279 @@
+"""The step operator: resolve inputs and shards, launch missing shards via a backend, commit.
+
+It only orchestrates. What a worker does lives in workers/, how a process or a job is
+run lives in mlbatch.backends, what a failure means lives in mlbatch.run.failures.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlbatch.run.paths import PROJECT_ROOT, artifact_root, run_key, step_output_uri
+from mlbatch.run.step_errors import FailureDetails, StepFailed, StepFailedFast
+
+if TYPE_CHECKING:
+    from mlbatch.cache.locks import LeaseLock
+    from mlbatch.run.jobs import JobRequest, JobResult
+    from mlbatch.spec.models import ResolvedStep
+
+
+class StepOperator(BaseOperator):
+    """Runs one batch step: every shard in its own isolated worker."""
+
+    ui_color = "#dbeafe"
+
+    def __init__(self, *, batch_id: str, step: ResolvedStep, record_run: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_id = batch_id
+        self.step = step
+        self.record_run = record_run  # keep a per-run record of each step for the success digest
+        self._backend = None
+        self._run_id = ""
+        self._redact = lambda text: text
+
+    # -- Airflow entry points -------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any]:
+        from mlbatch.run.secrets import mask_secret_env
+        from mlbatch.run.sharding import ShardSizingError, resolve_shard_count
+
+        self._redact = mask_secret_env()
+        ti = context["ti"]
+        self._run_id = context["run_id"]
+        upstream = {name: ti.xcom_pull(task_ids=name) for name in self.step.needs}
+        try:
+            shard_count = resolve_shard_count(self.step.shards, upstream)
+        except ShardSizingError as error:
+            raise AirflowFailException(f"step {self.step.name}: {error}") from None
+        started = time.monotonic()
+        summary = self._cached_or_computed(context, upstream, shard_count)
+        if self.record_run:
+            from mlbatch.run.run_index import record_step
+
+            record_step(artifact_root(), self.batch_id, self._run_id, self.step.name, {
+                "cache_hit": summary["cache_hit"], "metrics": summary["metrics"], "counts": summary["counts"],
+                "duration_s": round(time.monotonic() - started, 3), "try_number": ti.try_number})
+        return summary
+
+    def _compute(self, context: Any, upstream: dict, output: str, shard_count: int, key: str,
+                 ingredients: dict[str, Any]) -> dict[str, Any]:
+        """Run the shards of `output` that are not committed yet, then commit the step."""
+        from workers.artifacts import commit_step, missing_shards
+
+        ti = context["ti"]
+        todo = missing_shards(output, shard_count)
+        done = shard_count - len(todo)
+        self.log.info("step %s: cache key %s, %d shard(s), %d already committed, output %s",
+                      self.step.name, key, shard_count, done, output)
+
+        started = time.monotonic()
+        peak_mib = 0.0
+        if todo:
+            request = self._job_request(upstream, output, shard_count, todo, ti.try_number)
+            result = self._run(request)
+            peak_mib = max((o.peak_rss_mib for o in result.outcomes), default=0.0)
+            if not result.ok:
+                self._fail(result, request, ti.try_number)
+        manifest = commit_step(output, shard_count, extra={
+            "run": {"run_id": context["run_id"], "try_number": ti.try_number, "shards_run": todo,
+                    "peak_rss_mib": round(peak_mib, 1), "duration_s": round(time.monotonic() - started, 3)},
+            "cache": ingredients,
+        })
+        self._point_latest(output, manifest)
+        return self._summary(key, output, manifest, cache_hit=False)
+
+    def on_kill(self) -> None:
+        # Airflow calls this when the task is marked failed or killed: take the workers with it.
+        if self._backend is not None:
+            self._backend.cancel()
+
+    # -- cache ----------------------------------------------------------------
+    def _cached_or_computed(self, context: Any, upstream: dict, shard_count: int) -> dict[str, Any]:
+        """The step's committed output for its cache key: reused if there, else computed once."""
+        from mlbatch.cache import keys as cache
+
+        try:
+            refresh = cache.cache_mode(getattr(context.get("dag_run"), "conf", None)) == cache.REFRESH
+        except ValueError as error:
+            raise AirflowFailException(f"step {self.step.name}: {error}") from None
+        key, ingredients = self._cache_key(upstream, shard_count)
+        output = step_output_uri(artifact_root(), self.batch_id, self.step.name, key)
+        if not refresh and (hit := self._cache_hit(key, output)) is not None:
+            return hit
+        lock = self._lock_key(key)  # waits while another run computes the same key
+        try:
+            if refresh and cache.refreshed_by(output) == self._run_id:
+                refresh = False  # this run has refreshed the key already: a retry resumes
+            if not refresh and (hit := self._cache_hit(key, output)) is not None:
+                return hit  # committed by the run we waited for
+            if refresh:
+                self.log.info("cache refresh: recomputing every shard of key %s", key)
+                cache.uncommit(output, self._run_id)
+            return self._compute(context, upstream, output, shard_count, key, ingredients)
+        finally:
+            lock.release()
+
+    def _cache_key(self, upstream: dict, shard_count: int) -> tuple[str, dict[str, Any]]:
+        """The key and what went into it (kept in the step manifest, to tell why a key changed)."""
+        from mlbatch.cache import keys as cache
+
+        inputs = {name: summary.get("key") or summary["uri"] for name, summary in upstream.items()}
+        inputs.update(cache.external_input_keys(self.step.run, self.step.params, artifact_root()))
+        if self.step.cache_version is not None:
+            version = f"spec:{self.step.cache_version}"
+        else:
+            # the local backend runs this host's workers/, whatever image the spec names
+            version = cache.code_version(None if self.step.backend == "local" else self.step.image)
+        salt = None if self.step.cache else run_key(self._run_id)  # cache: false -> never reused by another run
+        key = cache.step_key(self.step.run, self.step.params, inputs, shard_count, version, salt=salt)
+        ingredients: dict[str, Any] = {"key": key, "code_version": version, "inputs": inputs}
+        if salt is not None:
+            ingredients["run"] = salt
+        return key, ingredients
+
+    def _cache_hit(self, key: str, output: str) -> dict[str, Any] | None:
+        from workers.artifacts import read_json, step_manifest_uri
+
+        try:
+            manifest = read_json(step_manifest_uri(output))  # the step's commit: every shard is there
+        except FileNotFoundError:
+            return None
+        run = manifest.get("run") or {}
+        self.log.info("cache hit %s (computed by run %s at %s)", key, run.get("run_id", "?"),
+                      manifest.get("committed_at", "?"))
+        self._point_latest(output, manifest)
+        return self._summary(key, output, manifest, cache_hit=True)
+
+    @staticmethod
+    def _summary(key: str, output: str, manifest: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:
+        """The XCom summary, from the committed manifest alone: the same on a hit as on the run that computed it."""
+        run = manifest.get("run") or {}
+        return {
+            "key": key,
+            "uri": output,
+            "shard_count": manifest["shard_count"],
+            "shards_run": run.get("shards_run", []),
+            "counts": manifest.get("counts", {}),
+            "metrics": manifest.get("metrics", {}),
+            "peak_rss_mib": run.get("peak_rss_mib", 0.0),
+            "computed_by": run.get("run_id"),
+            "cache_hit": cache_hit,
+        }
+
+    def _point_latest(self, output: str, manifest: dict[str, Any]) -> None:
+        """Point the step's latest.json here; left alone when it already does (a hit rewrites nothing)."""
+        from workers.artifacts import latest_pointer_uri, publish_latest, read_json
+
+        pointer = latest_pointer_uri(artifact_root(), self.batch_id, self.step.name)
+        computed_by = (manifest.get("run") or {}).get("run_id", self._run_id)
+        try:
+            if read_json(pointer) == {"uri": output, "run_id": computed_by}:
+                return
+        except (FileNotFoundError, ValueError):
+            pass
+        publish_latest(artifact_root(), self.batch_id, self.step.name, output, computed_by)
+
+    def _lock_key(self, key: str) -> LeaseLock:
+        from mlbatch.cache.locks import LeaseLock
+
+        uri = step_output_uri(artifact_root(), self.batch_id, self.step.name, key) + ".lock"
+        lock = LeaseLock(uri, run_id=self._run_id, log=self.log.warning)
+        if not lock.supported:
+            self.log.warning("no lock on this artifact store: concurrent runs may compute key %s twice", key)
+        lock.acquire(on_wait=lambda lease: self.log.info("waiting for run %s computing key %s", lease.run_id, key))
+        return lock
+
+    # -- helpers --------------------------------------------------------------
+    def _job_request(self, upstream: dict, output: str, shard_count: int, todo: list[int],
+                     try_number: int) -> JobRequest:
+        from mlbatch.run.jobs import JobRequest
+
+        step_request = {
+            "worker": self.step.run,
+            "params": self.step.params,
+            "inputs": {name: summary["uri"] for name, summary in upstream.items()},
+            "output": output,
+            "shard_index": 0,
+            "shard_count": shard_count,
+        }
+        return JobRequest(
+            name=f"{self.batch_id}.{self.step.name}",
+            image=self.step.image,
+            command=["python", "-m", "workers", "run", "--request", json.dumps(step_request)],
+            env={
+                "MLBATCH_TRY_NUMBER": str(try_number),
+                "MLBATCH_ARTIFACTS": artifact_root(),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+            },
+            vcpu=self.step.vcpu,
+            memory_mib=self._memory_budget(),
+            gpu=self.step.gpu,
+            shard_count=shard_count,
+            shard_indices=todo,
+            timeout_s=self.step.timeout.total_seconds(),
+            start_timeout_s=self.step.start_timeout.total_seconds(),
+        )
+
+    def _budget_uri(self) -> str:
+        from mlbatch.run.oom_growth import budget_uri
+
+        return budget_uri(artifact_root(), self.batch_id, self.step.name, self._run_id)
+
+    def _memory_budget(self) -> int:
+        if self.step.oom_grow is None:
+            return self.step.memory_mib
+        from mlbatch.run.oom_growth import current_budget
+
+        budget = current_budget(self._budget_uri(), self.step.memory_mib)
+        if budget != self.step.memory_mib:
+            self.log.info("memory budget %d MiB (grown from %d MiB after an out-of-memory try; on_oom.max %d MiB)",
+                          budget, self.step.memory_mib, self.step.oom_max_mib)
+        return budget
+
+    def _run(self, request: JobRequest) -> JobResult:
+        from mlbatch.backends import UnknownBackendError, get_backend
+
+        try:
+            self._backend = get_backend(self.step.backend, log=lambda line: self.log.info("%s", self._redact(line)))
+        except UnknownBackendError as error:
+            raise AirflowFailException(f"step {self.step.name}: {error}") from None
+        try:
+            return self._backend.run(request)
+        except BaseException:
+            # Airflow's execution_timeout or a signal interrupted us: never leave workers behind.
+            self._backend.cancel()
+            raise
+
+    def _fail(self, result: JobResult, request: JobRequest, try_number: int) -> None:
+        from mlbatch.run.failures import FailureClass
+
+        failure = result.first_failure
+        if failure is None:  # shards left unstarted without a failure of their own
+            raise StepFailed(FailureDetails(FailureClass.infrastructure, f"shards {result.not_started} did not start"))
+        # The backend has already logged each failed shard's block (class, exit, reason, stderr).
+        details = FailureDetails(failure.failure, self._redact(failure.reason), f"{failure.index}/{result.shard_count}",
+                                 tuple(self._redact(line) for line in failure.stderr_tail[-10:]))
+        if failure.failure is FailureClass.oom and self._grow_memory(request.memory_mib, try_number):
+            raise StepFailed(details)
+        if not failure.failure.retryable:
+            raise StepFailedFast(details)  # bad input and OOM: a retry would fail the same way
+        raise StepFailed(details)
+
+    def _grow_memory(self, memory_mib: int, try_number: int) -> bool:
+        """With on_oom, record a larger budget for the next try; False when there is none to give."""
+        from mlbatch.run.oom_growth import grown_budget, save_budget
+
+        if self.step.oom_grow is None:
+            return False
+        grown = grown_budget(memory_mib, self.step.oom_grow, self.step.oom_max_mib)
+        if grown is None:
+            self.log.warning("out of memory at the on_oom.max budget of %d MiB: not retrying", memory_mib)
+            return False
+        save_budget(self._budget_uri(), grown, try_number)
+        self.log.warning("out of memory with %d MiB: the next try gets %d MiB (on_oom: grow %g, max %d MiB)",
+                         memory_mib, grown, self.step.oom_grow, self.step.oom_max_mib)
+        return True

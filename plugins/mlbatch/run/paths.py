@@ -1,0 +1,26 @@
+"""Where things live: the project root, the artifact root and each step's output URI.
+
+Resolved when a step runs, never at DAG parse time, so pointing MLBATCH_ARTIFACTS at
+another store needs no re-parse.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def artifact_root() -> str:
+    """The artifact root: MLBATCH_ARTIFACTS (any fsspec URI) or ./artifacts in the project."""
+    return os.environ.get("MLBATCH_ARTIFACTS") or str(PROJECT_ROOT / "artifacts")
+
+
+def run_key(run_id: str) -> str:
+    """A path-safe key for one DAG run: every run writes under its own key."""
+    return "run-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id).strip("-")
+
+
+def step_output_uri(root: str, dag_id: str, step: str, key: str) -> str:
+    return f"{root.rstrip('/')}/{dag_id}/{step}/{key}"

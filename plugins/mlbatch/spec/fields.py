@@ -1,0 +1,66 @@
+"""Field types of the batch spec: names, schedules, sizes and durations, with errors that say the fix."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal, get_args
+
+from croniter import croniter
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from mlbatch.spec.checks import SpecValueError, did_you_mean
+from mlbatch.spec.units import parse_duration, parse_memory
+
+Backend = Literal["local", "batch", "ecs"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+AVAILABLE_BACKENDS = ("local",)
+BACKEND_ENV = "MLBATCH_BACKEND"
+SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+MAX_SHARDS = 10_000  # the largest AWS Batch array job
+DAG_ID_PATTERN = r"[A-Za-z0-9_.-]+"
+DAG_ID_CHARS = "use only letters, digits, '_', '.' and '-'"
+
+
+def _name_check(what: str, pattern: str, fix: str):
+    regex = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise SpecValueError(f"{what} {value!r} is not valid", fix)
+        return value
+    return check
+
+
+def _schedule_check(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.startswith("@"):
+        if value not in SCHEDULE_PRESETS:
+            raise SpecValueError(f"unknown schedule preset {value!r}", did_you_mean(value, SCHEDULE_PRESETS))
+        return value
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise SpecValueError(
+            f"invalid cron expression {value!r}",
+            "use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 3 * * *'), "
+            f"a preset ({', '.join(SCHEDULE_PRESETS)}) or null for manual runs",
+        )
+    return value
+
+
+def _shard_count_check(value: int) -> int:
+    if not 1 <= value <= MAX_SHARDS:
+        raise SpecValueError(f"shards must be between 1 and {MAX_SHARDS}; got {value}",
+                             f"use 1..{MAX_SHARDS} ({MAX_SHARDS} is the largest AWS Batch array job)")
+    return value
+
+
+Schedule = Annotated[str | None, AfterValidator(_schedule_check)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+MemoryMiB = Annotated[int, BeforeValidator(parse_memory)]
+Retries = Annotated[int, Field(ge=0, le=10)]
+StepName = Annotated[str, AfterValidator(
+    _name_check("step name", r"[A-Za-z0-9_-]+", "use only letters, digits, '_' and '-'"))]
+DagId = Annotated[str, AfterValidator(_name_check("dag_id", DAG_ID_PATTERN, DAG_ID_CHARS))]
+ShardCount = Annotated[int, AfterValidator(_shard_count_check)]
+ShardsOf = Annotated[str, AfterValidator(_name_check(
+    "shards.of", r"[A-Za-z0-9_-]+\.[A-Za-z0-9_]+", "write it as '<step>.<count>', e.g. features.rows"))]

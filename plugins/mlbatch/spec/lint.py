@@ -1,0 +1,109 @@
+"""Check spec files before they reach Airflow: every error the loader would raise, plus warnings."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from mlbatch.spec.checks import Issue
+from mlbatch.spec.loader import check_spec, spec_files
+from mlbatch.spec.models import BatchSpec
+from mlbatch.spec.problems import Problem, problem_at
+
+
+def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
+    """Spec files named by `paths` (directories give their *.yaml, *.yml), and problems for missing paths."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found = spec_files(path)
+            if not found:
+                problems.append(Problem(str(path), None, None, "no spec files (*.yaml, *.yml) in this directory",
+                                        severity="warning"))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), None, None, "no such file or directory"))
+    return files, problems
+
+
+def lint_paths(paths: Iterable[Path], cpu_count: int | None = None) -> list[Problem]:
+    """Every problem of the spec files under `paths`, warnings included (see Problem.severity)."""
+    files, problems = expand_paths(Path(p) for p in paths)
+    for file in files:
+        problems += lint_file(file, cpu_count)
+    return problems
+
+
+def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
+    """The loader's problems of one spec file, plus warnings when the spec itself is valid."""
+    check = check_spec(path)
+    problems = list(check.problems)
+    if check.spec is not None:
+        cpus = cpu_count if cpu_count is not None else local_cpu_count()
+        try:
+            warnings = local_vcpu_warnings(check.spec, cpus)
+        except ValueError:
+            warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
+        warnings += alert_connection_warnings(check.spec) + oom_growth_warnings(check.spec)
+        problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in warnings]
+    return sorted(problems, key=lambda problem: problem.line or 0)
+
+
+def local_cpu_count() -> int:
+    """CPUs this process may use (the affinity mask, where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def local_vcpu_warnings(spec: BatchSpec, cpus: int) -> list[Issue]:
+    """Local steps asking for more vCPU than the machine has: they would get the whole machine at most."""
+    inherited: list[str] = []
+    issues = []
+    for name, step in spec.resolved_steps().items():
+        if step.backend != "local" or step.vcpu <= cpus:
+            continue
+        own = spec.steps[name].resources
+        if own is not None and "vcpu" in own.model_fields_set:
+            issues.append(Issue(("steps", name, "resources", "vcpu"), _too_many(step.vcpu, cpus), _lower(cpus)))
+        else:
+            inherited.append(name)
+    if inherited:
+        vcpu = spec.defaults.resources.vcpu
+        issues.append(Issue(("defaults", "resources", "vcpu"),
+                            f"{_too_many(vcpu, cpus)} (inherited by {', '.join(inherited)})", _lower(cpus)))
+    return issues
+
+
+def oom_growth_warnings(spec: BatchSpec) -> list[Issue]:
+    """on_oom whose max is not above the step's memory: an OOM could never get a larger budget."""
+    issues = []
+    for name, step in spec.resolved_steps().items():
+        if step.oom_grow is not None and step.oom_max_mib <= step.memory_mib:
+            where = ("steps", name, "on_oom", "max") if spec.steps[name].on_oom else ("defaults", "on_oom", "max")
+            issues.append(Issue(where, f"on_oom.max ({step.oom_max_mib} MiB) is not above the memory budget of step "
+                                       f"'{name}' ({step.memory_mib} MiB): an OOM retry could not grow",
+                                f"set on_oom.max above {step.memory_mib} MiB"))
+    return issues
+
+
+def alert_connection_warnings(spec: BatchSpec) -> list[Issue]:
+    """An alert connection that is not defined: alerts would be lost (the DAG itself still runs)."""
+    from mlbatch.alerts.connections import connection_defined
+
+    conn_id = spec.alerts.slack
+    if not conn_id or connection_defined(conn_id) is not False:
+        return []
+    return [Issue(("alerts", "slack"), f"Airflow connection {conn_id!r} is not defined: alerts would not be sent",
+                  f"airflow connections add {conn_id} --conn-type slackwebhook --conn-password '<webhook URL>'")]
+
+
+def _too_many(vcpu: float, cpus: int) -> str:
+    return f"asks for {vcpu:g} vcpu on the local backend, but this machine has {cpus} CPU(s)"
+
+
+def _lower(cpus: int) -> str:
+    return f"lower resources.vcpu to at most {cpus}; locally a worker never gets more than the machine's CPUs"

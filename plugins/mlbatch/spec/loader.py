@@ -1,0 +1,170 @@
+"""Read a spec file into a BatchSpec, or say everything that is wrong with it. Imports no Airflow.
+
+Runs at DAG parse time for every spec, so the sibling scan for duplicate dag ids only parses
+the files that could claim the same dag id.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mlbatch.spec.models import DAG_ID_CHARS, DAG_ID_PATTERN, BatchSpec, availability_problems
+from mlbatch.spec.problems import Problem, SpecError, compose, line_of, problem_at, problems_from_validation_error
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class SpecCheck:
+    """The outcome of reading one spec: the spec when it is usable, every problem, the YAML tree for lines."""
+
+    path: Path
+    spec: BatchSpec | None
+    problems: list[Problem] = field(default_factory=list)
+    root: yaml.Node | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity == "error"]
+
+
+def load_spec(path: str | Path) -> BatchSpec:
+    """The validated spec (dag_id always set), or SpecError listing every problem."""
+    check = check_spec(Path(path))
+    if check.errors or check.spec is None:
+        raise SpecError(check.errors)
+    return check.spec
+
+
+def check_spec(path: Path) -> SpecCheck:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return SpecCheck(path, None, [Problem(file, None, None, f"cannot read the spec: {reason}")])
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)
+    except yaml.YAMLError as exc:
+        return SpecCheck(path, None, [_syntax_problem(file, exc)])
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        return SpecCheck(path, None, [Problem(file, None, None, f"a spec must be a mapping of fields, got {got}",
+                                              "start from the example: dag_id, schedule, defaults, steps")])
+    root = compose(text)
+    problems = _duplicate_key_problems(file, root)
+    duplicate = duplicate_dag_id_problem(path, _effective_dag_id(data, path), root)
+    problems += [duplicate] if duplicate else []
+    try:
+        spec = BatchSpec.model_validate(data)
+    except ValidationError as exc:
+        return SpecCheck(path, None, _by_line(problems + problems_from_validation_error(exc, file, root)), root)
+    if spec.dag_id is None:
+        if not re.fullmatch(DAG_ID_PATTERN, path.stem):
+            problems.append(Problem(file, None, "dag_id", f"dag_id defaults to the file name {path.stem!r}, "
+                                    "which is not a valid dag_id", f"set dag_id, or rename the file ({DAG_ID_CHARS})"))
+        spec = spec.model_copy(update={"dag_id": path.stem})
+    problems += [problem_at(file, issue, root) for issue in availability_problems(spec)]
+    return SpecCheck(path, spec, _by_line(problems), root)
+
+
+def _by_line(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda problem: problem.line or 0)
+
+
+def _syntax_problem(file: str, exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    what = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return Problem(file, None, None, f"invalid YAML: {what}", "check the YAML syntax")
+    line, column = mark.line + 1, mark.column + 1
+    return Problem(file, None, None, f"invalid YAML: {what} (line {line}, column {column})",
+                   f"check indentation, colons and quotes around line {line}", line=line)
+
+
+def _duplicate_key_problems(file: str, root: yaml.Node | None) -> list[Problem]:
+    """Keys written twice in one mapping: YAML keeps only the last one, silently dropping e.g. a step."""
+    problems: list[Problem] = []
+    stack = [root] if root is not None else []
+    visited: set[int] = set()  # aliases share nodes, and may even be recursive
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        problems.append(Problem(file, None, None, f"key {key.value!r} is written twice in the same "
+                                                f"mapping (lines {seen[key.value]} and {line}); YAML keeps only the last",
+                                                "remove or rename one of them", line=line))
+                    seen[key.value] = line
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return problems
+
+
+def _effective_dag_id(data: Any, path: Path) -> str:
+    dag_id = data.get("dag_id") if isinstance(data, dict) else None
+    return dag_id if isinstance(dag_id, str) else path.stem
+
+
+def spec_files(directory: Path) -> list[Path]:
+    """The spec files of a directory (*.yaml, *.yml), by name."""
+    return sorted((p for p in directory.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()),
+                  key=lambda p: p.name)
+
+
+def dag_id_claimants(path: Path, dag_id: str) -> list[Path]:
+    """The spec files next to `path` (itself included) whose effective dag_id is `dag_id`.
+
+    Files that are not valid YAML claim nothing: they produce no DAG anyway.
+    """
+    claimants = [path]
+    try:
+        siblings = spec_files(path.parent)
+    except OSError:
+        return claimants
+    for sibling in siblings:
+        if sibling.name == path.name:
+            continue
+        try:
+            text = sibling.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "dag_id" not in text and sibling.stem != dag_id:
+            continue  # it can only claim its own file name, which differs: no need to parse it
+        try:
+            data = yaml.load(text, Loader=_SafeLoader)
+        except yaml.YAMLError:
+            continue
+        if isinstance(data, dict) and _effective_dag_id(data, sibling) == dag_id:
+            claimants.append(sibling)
+    return claimants
+
+
+def dag_id_owner(claimants: list[Path], dag_id: str) -> Path:
+    """Of files claiming one dag_id, the one that keeps it: the file named after it, else the first by name."""
+    return min(claimants, key=lambda p: (p.stem != dag_id, p.name))
+
+
+def duplicate_dag_id_problem(path: Path, dag_id: str, root: yaml.Node | None = None) -> Problem | None:
+    """A problem for `path` when another spec file keeps the same dag_id; None when `path` keeps it."""
+    claimants = dag_id_claimants(path, dag_id)
+    owner = dag_id_owner(claimants, dag_id)
+    if owner.name == path.name:
+        return None
+    others = ", ".join(p.name for p in claimants if p.name != path.name)
+    return Problem(str(path), None, "dag_id", f"dag_id {dag_id!r} is also declared by {others}",
+                   f"rename one; {owner.name} keeps {dag_id!r} and this file is not loaded",
+                   line=line_of(root, ("dag_id",)))
