@@ -18,6 +18,7 @@ os.environ.update({
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
     "MLBATCH_ARTIFACTS": str(_ROOT / "artifacts"),
     "MLBATCH_LOCAL_SLOTS_DIR": str(_ROOT / "slots"),
+    "MLBATCH_SETTINGS": str(_ROOT / "mlbatch.toml"),  # none: a developer's own settings never leak into tests
     "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)]),
 })
 os.environ.pop("MLBATCH_BACKEND", None)

@@ -73,7 +73,7 @@ class StepRequest:
         """Apply the shard and try overrides the backend puts in the environment.
 
         MLBATCH_SHARD_INDEX wins; else AWS_BATCH_JOB_ARRAY_INDEX, mapped through
-        MLBATCH_SHARD_MAP ("3,7,9": array child i runs shard map[i]) when set, so a
+        MLBATCH_SHARD_MAP ("3,7-9": array child i runs the i-th shard listed) when set, so a
         re-submitted array can run only the shards that are still missing.
         """
         env = os.environ if env is None else env
@@ -129,13 +129,22 @@ def _env_int(env: Mapping[str, str], name: str) -> int:
         raise BadInput(f"environment variable {name}={env[name]!r} is not an integer") from None
 
 
+def parse_shard_map(shard_map: str) -> list[int]:
+    """'1,3-5,9' -> [1, 3, 4, 5, 9]: which shard each array child runs (ranges keep it short)."""
+    shards: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in shard_map.split(","))):
+            first, _, last = part.partition("-")
+            shards += range(int(first), int(last or first) + 1)
+    except ValueError:
+        raise BadInput(f"MLBATCH_SHARD_MAP={shard_map!r} is not a list of ints and ranges like '1,3-5'") from None
+    return shards
+
+
 def _map_shard(shard_map: str, array_index: int) -> int:
     if not shard_map.strip():
         return array_index
-    try:
-        shards = [int(x) for x in shard_map.split(",") if x.strip()]
-    except ValueError:
-        raise BadInput(f"MLBATCH_SHARD_MAP={shard_map!r} is not a comma-separated list of ints") from None
+    shards = parse_shard_map(shard_map)
     if not 0 <= array_index < len(shards):
         raise BadInput(f"array index {array_index} is outside MLBATCH_SHARD_MAP of {len(shards)} shards")
     return shards[array_index]

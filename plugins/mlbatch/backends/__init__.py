@@ -1,7 +1,7 @@
 """Backends: where a step's workers run. Each takes the same `mlbatch.run.jobs.JobRequest`.
 
 - local: every shard as its own capped OS process on this machine (the embedded default).
-- batch: AWS Batch jobs / array jobs (GPU queues, spot) -- not available yet.
+- batch: AWS Batch jobs / array jobs (GPU queues, spot): mlbatch.backends.aws_batch.
 - ecs: Amazon ECS tasks (Fargate or EC2) -- not available yet.
 
 Backend modules are imported when asked for, never at DAG parse time.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 KNOWN_BACKENDS = ("local", "batch", "ecs")
-AVAILABLE_BACKENDS = ("local",)
+AVAILABLE_BACKENDS = ("local", "batch")
 
 
 class UnknownBackendError(ValueError):
@@ -25,6 +25,10 @@ def get_backend(name: str, **options: Any):
         from mlbatch.backends.local import LocalBackend
 
         return LocalBackend(**options)
+    if key == "batch":
+        from mlbatch.backends.aws_batch.backend import AwsBatchBackend
+
+        return AwsBatchBackend(**options)
     if key in KNOWN_BACKENDS:
         raise UnknownBackendError(
             f"backend {name!r} is not available in this version yet; available: {', '.join(AVAILABLE_BACKENDS)} "

@@ -124,6 +124,20 @@ def run_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-tag", metavar="TAG", help="worker image tag, e.g. the git sha (default: [image] tag "
+                        "of the settings, or MLBATCH_IMAGE_TAG)")
+    parser.add_argument("--dry-run", action="store_true", help="only say what would be registered")
+    parser.add_argument("--specs", type=Path, default=DEFAULT_SPECS_DIR, metavar="DIR",
+                        help=f"the specs whose worker images need definitions (default: {DEFAULT_SPECS_DIR})")
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    from mlbatch.cli.deploy import deploy
+
+    return deploy(args.specs, args.image_tag, args.dry_run)
+
+
 COMMANDS: list[Command] = [
     Command("lint", "check batch spec files; exit 1 on any error", add_lint_arguments, run_lint),
     Command("new", "write a new batch: dags/specs/NAME.yaml and its loader dags/NAME.py", add_new_arguments, run_new),
@@ -132,6 +146,8 @@ COMMANDS: list[Command] = [
     Command("up", "start Airflow's web UI, scheduler, dag-processor and triggerer", add_up_arguments, run_up),
     Command("cache", "see and clean cached step outputs: cache ls | cache gc --older-than 30d",
             add_cache_arguments, run_cache),
+    Command("deploy", "register the AWS Batch job definitions the specs need (idempotent)",
+            add_deploy_arguments, run_deploy),
 ]
 
 

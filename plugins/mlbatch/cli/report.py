@@ -54,6 +54,22 @@ def _metrics(summary: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _usage_lines(report: RunReport) -> list[str]:
+    """What each computed step held: budget x time (what AWS bills for), spot or not; hits used nothing."""
+    used = [(r.step, r.summary["usage"], r.summary) for r in report.steps
+            if r.summary.get("usage") and not r.summary.get("cache_hit")]
+    if not used:
+        return []
+    lines = ["  resources used (budget x run time):"]
+    for step, usage, summary in used:
+        peak = f"{summary['peak_rss_mib']:.0f} MiB" if summary.get("peak_rss_mib") else "-"
+        budget = f"{usage['memory_mib']} MiB" if usage.get("memory_mib") else "-"
+        capacity = "spot" if usage.get("spot") else "on-demand"
+        lines.append(f"    {step:<10} {usage.get('backend', '?'):<6} vcpu-s {usage.get('vcpu_s', 0):>8.1f}  "
+                     f"gpu-s {usage.get('gpu_s', 0):>7.1f}  memory {budget} (peak {peak})  {capacity}")
+    return lines
+
+
 def format_report(report: RunReport) -> str:
     head = f"{report.dag_id}  run {report.run_id}  -> {report.state.upper()}"
     lines = [head, "=" * len(head),
@@ -70,6 +86,7 @@ def format_report(report: RunReport) -> str:
            if "auc" in r.summary.get("metrics", {}) and r.summary.get("shard_count") == 1]
     for step, value in auc:
         lines.append(f"  model quality ({step}): AUC {value:.4f}")
+    lines += _usage_lines(report)
     outputs = [(r.step, r.summary["uri"]) for r in report.steps if r.summary.get("uri")]
     if outputs:
         lines.append("  outputs:")

@@ -30,6 +30,10 @@ class JobRequest(BaseModel):
     start_timeout_s: float | None = Field(
         None, gt=0, description="fail as infrastructure if no shard has started by then (capacity, queues)"
     )
+    identity: str = Field("", description="what this try computes (the cache key): a live remote job with "
+                          "the same identity is reattached to instead of submitting a second one")
+    tags: dict[str, str] = Field(default_factory=dict, description="labels for cost and lookup (dag, run, step, ...)")
+    queue: str | None = Field(None, description="queue role for container backends (cpu, gpu, cpu-spot, gpu-spot)")
 
     @field_validator("shard_indices")
     @classmethod

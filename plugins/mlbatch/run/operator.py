@@ -33,56 +33,102 @@ class StepOperator(BaseOperator):
         self.step = step
         self.record_run = record_run  # keep a per-run record of each step for the success digest
         self._backend = None
+        self._backend_handle = None
         self._run_id = ""
         self._redact = lambda text: text
 
     # -- Airflow entry points -------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
-        from mlbatch.run.secrets import mask_secret_env
         from mlbatch.run.sharding import ShardSizingError, resolve_shard_count
 
-        self._redact = mask_secret_env()
+        self._begin(context)
         ti = context["ti"]
-        self._run_id = context["run_id"]
         upstream = {name: ti.xcom_pull(task_ids=name) for name in self.step.needs}
         try:
             shard_count = resolve_shard_count(self.step.shards, upstream)
         except ShardSizingError as error:
             raise AirflowFailException(f"step {self.step.name}: {error}") from None
-        started = time.monotonic()
-        summary = self._cached_or_computed(context, upstream, shard_count)
+        started = time.time()
+        summary = self._cached_or_computed(context, upstream, shard_count, started)
+        return self._recorded(summary, started, ti.try_number)
+
+    def resume_remote(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Back from the triggerer: collect the finished remote job, then commit as execute() would."""
+        self._begin(context)
+        from mlbatch.run.deferral import RemoteState
+
+        saved = RemoteState.model_validate((event or {})["resume"])
+        backend = self._make_backend()
+        handle = backend.handle_type.model_validate(saved.handle)
+        self._backend_handle = handle
+        if event.get("state") == "not_started":
+            result = backend.starved(handle)
+        else:
+            result = backend.collect(handle)
+        summary = self._finish(context, saved.output, saved.shard_count, saved.key, saved.ingredients,
+                               saved.todo, saved.started, result, saved.memory_mib)
+        return self._recorded(summary, saved.started, context["ti"].try_number)
+
+    def _begin(self, context: Any) -> None:
+        from mlbatch.run.secrets import mask_secret_env
+
+        self._redact = mask_secret_env()
+        self._run_id = context["run_id"]
+
+    def _recorded(self, summary: dict[str, Any], started: float, try_number: int) -> dict[str, Any]:
         if self.record_run:
             from mlbatch.run.run_index import record_step
 
             record_step(artifact_root(), self.batch_id, self._run_id, self.step.name, {
                 "cache_hit": summary["cache_hit"], "metrics": summary["metrics"], "counts": summary["counts"],
-                "duration_s": round(time.monotonic() - started, 3), "try_number": ti.try_number})
+                "duration_s": round(time.time() - started, 3), "try_number": try_number})
         return summary
 
     def _compute(self, context: Any, upstream: dict, output: str, shard_count: int, key: str,
-                 ingredients: dict[str, Any]) -> dict[str, Any]:
+                 ingredients: dict[str, Any], started: float) -> dict[str, Any]:
         """Run the shards of `output` that are not committed yet, then commit the step."""
-        from workers.artifacts import commit_step, missing_shards
+        from workers.artifacts import missing_shards
 
         ti = context["ti"]
         todo = missing_shards(output, shard_count)
         done = shard_count - len(todo)
         self.log.info("step %s: cache key %s, %d shard(s), %d already committed, output %s",
                       self.step.name, key, shard_count, done, output)
-
-        started = time.monotonic()
-        peak_mib = 0.0
+        result, memory_mib = None, self.step.memory_mib
         if todo:
-            request = self._job_request(upstream, output, shard_count, todo, ti.try_number)
-            result = self._run(request)
-            peak_mib = max((o.peak_rss_mib for o in result.outcomes), default=0.0)
-            if not result.ok:
-                self._fail(result, request, ti.try_number)
-        manifest = commit_step(output, shard_count, extra={
-            "run": {"run_id": context["run_id"], "try_number": ti.try_number, "shards_run": todo,
-                    "peak_rss_mib": round(peak_mib, 1), "duration_s": round(time.monotonic() - started, 3)},
-            "cache": ingredients,
-        })
+            backend = self._make_backend()
+            request = self._job_request(upstream, output, shard_count, todo, ti.try_number, key, context,
+                                        remote=getattr(backend, "remote", False))
+            memory_mib = request.memory_mib
+            if getattr(backend, "remote", False):
+                result = self._run_remote(backend, request, output, shard_count, key, ingredients, started)
+            else:
+                result = self._run(request)
+        return self._finish(context, output, shard_count, key, ingredients, todo, started, result, memory_mib)
+
+    def _finish(self, context: Any, output: str, shard_count: int, key: str, ingredients: dict[str, Any],
+                todo: list[int], started: float, result: JobResult | None, memory_mib: int) -> dict[str, Any]:
+        """Fail the try with its class, or commit the step from its shard manifests."""
+        from workers.artifacts import commit_step, missing_shards
+
+        ti = context["ti"]
+        if result is not None and not result.ok:
+            self._fail(result, memory_mib, ti.try_number)
+        if todo and (unwritten := missing_shards(output, shard_count)):
+            # A backend can say "succeeded" for a container that never wrote its output (wrong
+            # artifact root, no write permission): that must not look done.
+            from mlbatch.run.failures import FailureClass
+
+            raise StepFailed(FailureDetails(FailureClass.code_error, (
+                f"the workers of shards {unwritten[:20]} ended successfully but committed no manifest under "
+                f"{output}: check that the artifact root is reachable and writable from the worker")))
+        run: dict[str, Any] = {"run_id": context["run_id"], "try_number": ti.try_number, "shards_run": todo,
+                               "duration_s": round(time.time() - started, 3)}
+        if result is not None:
+            from mlbatch.run.cost import usage
+
+            run.update(usage(result, self.step, getattr(self, "_backend_handle", None)))
+        manifest = commit_step(output, shard_count, extra={"run": run, "cache": ingredients})
         self._point_latest(output, manifest)
         return self._summary(key, output, manifest, cache_hit=False)
 
@@ -92,7 +138,7 @@ class StepOperator(BaseOperator):
             self._backend.cancel()
 
     # -- cache ----------------------------------------------------------------
-    def _cached_or_computed(self, context: Any, upstream: dict, shard_count: int) -> dict[str, Any]:
+    def _cached_or_computed(self, context: Any, upstream: dict, shard_count: int, started: float) -> dict[str, Any]:
         """The step's committed output for its cache key: reused if there, else computed once."""
         from mlbatch.cache import keys as cache
 
@@ -113,7 +159,7 @@ class StepOperator(BaseOperator):
             if refresh:
                 self.log.info("cache refresh: recomputing every shard of key %s", key)
                 cache.uncommit(output, self._run_id)
-            return self._compute(context, upstream, output, shard_count, key, ingredients)
+            return self._compute(context, upstream, output, shard_count, key, ingredients, started)
         finally:
             lock.release()
 
@@ -160,6 +206,7 @@ class StepOperator(BaseOperator):
             "counts": manifest.get("counts", {}),
             "metrics": manifest.get("metrics", {}),
             "peak_rss_mib": run.get("peak_rss_mib", 0.0),
+            "usage": run.get("usage"),
             "computed_by": run.get("run_id"),
             "cache_hit": cache_hit,
         }
@@ -188,8 +235,8 @@ class StepOperator(BaseOperator):
         return lock
 
     # -- helpers --------------------------------------------------------------
-    def _job_request(self, upstream: dict, output: str, shard_count: int, todo: list[int],
-                     try_number: int) -> JobRequest:
+    def _job_request(self, upstream: dict, output: str, shard_count: int, todo: list[int], try_number: int,
+                     key: str, context: Any, *, remote: bool) -> JobRequest:
         from mlbatch.run.jobs import JobRequest
 
         step_request = {
@@ -200,15 +247,14 @@ class StepOperator(BaseOperator):
             "shard_index": 0,
             "shard_count": shard_count,
         }
+        env = {"MLBATCH_TRY_NUMBER": str(try_number), "MLBATCH_ARTIFACTS": artifact_root()}
+        if not remote:  # a container has its own code; a local worker imports this checkout's workers/
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
         return JobRequest(
             name=f"{self.batch_id}.{self.step.name}",
             image=self.step.image,
             command=["python", "-m", "workers", "run", "--request", json.dumps(step_request)],
-            env={
-                "MLBATCH_TRY_NUMBER": str(try_number),
-                "MLBATCH_ARTIFACTS": artifact_root(),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-            },
+            env=env,
             vcpu=self.step.vcpu,
             memory_mib=self._memory_budget(),
             gpu=self.step.gpu,
@@ -216,6 +262,10 @@ class StepOperator(BaseOperator):
             shard_indices=todo,
             timeout_s=self.step.timeout.total_seconds(),
             start_timeout_s=self.step.start_timeout.total_seconds(),
+            identity=key,
+            queue=self.step.queue,
+            tags={"dag": self.batch_id, "step": self.step.name, "run": context["run_id"], "try": str(try_number),
+                  "key": key, "owner": str(self.owner)},
         )
 
     def _budget_uri(self) -> str:
@@ -234,13 +284,17 @@ class StepOperator(BaseOperator):
                           budget, self.step.memory_mib, self.step.oom_max_mib)
         return budget
 
-    def _run(self, request: JobRequest) -> JobResult:
+    def _make_backend(self) -> Any:
         from mlbatch.backends import UnknownBackendError, get_backend
+        from mlbatch.settings import SettingsError
 
         try:
             self._backend = get_backend(self.step.backend, log=lambda line: self.log.info("%s", self._redact(line)))
-        except UnknownBackendError as error:
+        except (UnknownBackendError, SettingsError) as error:
             raise AirflowFailException(f"step {self.step.name}: {error}") from None
+        return self._backend
+
+    def _run(self, request: JobRequest) -> JobResult:
         try:
             return self._backend.run(request)
         except BaseException:
@@ -248,7 +302,37 @@ class StepOperator(BaseOperator):
             self._backend.cancel()
             raise
 
-    def _fail(self, result: JobResult, request: JobRequest, try_number: int) -> None:
+    def _run_remote(self, backend: Any, request: JobRequest, output: str, shard_count: int, key: str,
+                    ingredients: dict[str, Any], started: float) -> JobResult:
+        """Submit (or reattach), then wait here or in the triggerer; a config error fails at once."""
+        from mlbatch.run.deferral import RemoteState, remote_artifact_problem
+        from mlbatch.settings import SettingsError
+
+        if problem := remote_artifact_problem(artifact_root(), self.step.backend):
+            raise AirflowFailException(f"step {self.step.name}: {problem}")
+        try:
+            handle = backend.submit(request)
+        except (SettingsError, ValueError) as error:
+            raise AirflowFailException(f"step {self.step.name}: {error}") from None
+        self._backend_handle = handle
+        deferrable = self.step.deferrable if self.step.deferrable is not None else backend.settings.batch.deferrable
+        if deferrable:
+            # The cache lock is released when this task process leaves; while the job runs, the
+            # live job itself keeps a second run with the same key from submitting again (reattach).
+            state = RemoteState(handle=handle.model_dump(mode="json"), output=output, shard_count=shard_count,
+                                key=key, ingredients=ingredients, todo=list(request.indices), started=started,
+                                memory_mib=request.memory_mib)
+            # The state rides in the trigger's event: `airflow dags test` resumes a task with
+            # the event alone, dropping the kwargs given here.
+            self.defer(trigger=backend.trigger(handle, resume=state.model_dump(mode="json")),
+                       method_name="resume_remote")
+        try:
+            return backend.wait(handle)
+        except BaseException:
+            backend.cancel()
+            raise
+
+    def _fail(self, result: JobResult, memory_mib: int, try_number: int) -> None:
         from mlbatch.run.failures import FailureClass
 
         failure = result.first_failure
@@ -257,7 +341,7 @@ class StepOperator(BaseOperator):
         # The backend has already logged each failed shard's block (class, exit, reason, stderr).
         details = FailureDetails(failure.failure, self._redact(failure.reason), f"{failure.index}/{result.shard_count}",
                                  tuple(self._redact(line) for line in failure.stderr_tail[-10:]))
-        if failure.failure is FailureClass.oom and self._grow_memory(request.memory_mib, try_number):
+        if failure.failure is FailureClass.oom and self._grow_memory(memory_mib, try_number):
             raise StepFailed(details)
         if not failure.failure.retryable:
             raise StepFailedFast(details)  # bad input and OOM: a retry would fail the same way

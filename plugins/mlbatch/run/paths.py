@@ -13,8 +13,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def artifact_root() -> str:
-    """The artifact root: MLBATCH_ARTIFACTS (any fsspec URI) or ./artifacts in the project."""
-    return os.environ.get("MLBATCH_ARTIFACTS") or str(PROJECT_ROOT / "artifacts")
+    """The artifact root: MLBATCH_ARTIFACTS (any fsspec URI), else the settings' [artifacts] root, else ./artifacts."""
+    if os.environ.get("MLBATCH_ARTIFACTS"):
+        return os.environ["MLBATCH_ARTIFACTS"]
+    from mlbatch.settings import load_settings
+
+    return load_settings().artifacts.root or str(PROJECT_ROOT / "artifacts")
 
 
 def run_key(run_id: str) -> str:

@@ -13,7 +13,10 @@ from mlbatch.spec.units import parse_duration, parse_memory
 
 Backend = Literal["local", "batch", "ecs"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-AVAILABLE_BACKENDS = ("local",)
+AVAILABLE_BACKENDS = ("local", "batch")
+QueueRole = Literal["cpu", "gpu", "cpu-spot", "gpu-spot"]  # a job queue by role, named in the settings
+QUEUE_ROLES: tuple[str, ...] = get_args(QueueRole)
+MIN_BATCH_TIMEOUT_S = 60  # AWS Batch rejects a shorter attemptDurationSeconds
 BACKEND_ENV = "MLBATCH_BACKEND"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 MAX_SHARDS = 10_000  # the largest AWS Batch array job

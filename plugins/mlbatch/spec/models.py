@@ -16,8 +16,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mlbatch.spec.checks import Issue, cross_field_issues, did_you_mean
 from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of this module's interface)
-    AVAILABLE_BACKENDS, BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, Backend, DagId,
-    Duration, MemoryMiB, Retries, Schedule, ShardCount, ShardsOf, StepName,
+    AVAILABLE_BACKENDS, BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, MIN_BATCH_TIMEOUT_S, Backend,
+    DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
 )
 from mlbatch.spec.units import parse_memory
 from workers.registry import WORKERS
@@ -70,6 +70,8 @@ class StepDefaults(_Model):
     on_oom: OnOom | None = None
     cache: bool = True
     cache_version: str | None = None  # replaces the code version in cache keys
+    queue: QueueRole | None = None  # container backends: job queue by role; None: gpu for GPU steps, else cpu
+    deferrable: bool | None = None  # container backends: wait in the triggerer; None: the settings decide
 
 
 class StepSpec(_Model):
@@ -91,6 +93,8 @@ class StepSpec(_Model):
     on_oom: OnOom | None = None
     cache: bool | None = None
     cache_version: str | None = None
+    queue: QueueRole | None = None
+    deferrable: bool | None = None
 
 
 AlertEvent = Literal["failure", "retry", "success"]
@@ -143,6 +147,8 @@ class ResolvedStep:
     oom_max_mib: int | None = None  # ... up to this
     cache: bool = True
     cache_version: str | None = None
+    queue: str | None = None  # queue role for container backends
+    deferrable: bool | None = None
 
 
 class BatchSpec(_Model):
@@ -233,6 +239,8 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
         oom_max_mib=on_oom.max if on_oom else None,
         cache=_pick(step.cache, defaults.cache),
         cache_version=_pick(step.cache_version, defaults.cache_version),
+        queue=_pick(step.queue, defaults.queue),
+        deferrable=_pick(step.deferrable, defaults.deferrable),
     )
 
 
@@ -259,6 +267,25 @@ def availability_problems(spec: BatchSpec) -> list[Issue]:
             issues.append(Issue(("steps", name, "backend"),
                                 f"backend {step.backend!r} is not available in this release yet",
                                 "use backend: local"))
+    return issues + container_problems(spec, default_backend)
+
+
+def container_problems(spec: BatchSpec, default_backend: str) -> list[Issue]:
+    """What AWS Batch would reject or misplace: GPU steps on CPU queues, timeouts under 60 s."""
+    issues = []
+    for name, step in spec.steps.items():
+        gpu = (step.resources.gpu if step.resources and "gpu" in step.resources.model_fields_set
+               else spec.defaults.resources.gpu)
+        queue = _pick(step.queue, spec.defaults.queue)
+        if gpu and queue is not None and not queue.startswith("gpu"):
+            where = ("steps", name, "queue") if step.queue else ("defaults", "queue")
+            issues.append(Issue(where, f"step '{name}' asks for {gpu} GPU but queue {queue!r} has none",
+                                "use queue: gpu or queue: gpu-spot (or leave queue out: GPU steps pick gpu)"))
+        timeout = step.timeout or spec.defaults.timeout
+        if (step.backend or default_backend) == "batch" and timeout.total_seconds() < MIN_BATCH_TIMEOUT_S:
+            where = ("steps", name, "timeout") if step.timeout else ("defaults", "timeout")
+            issues.append(Issue(where, f"step '{name}' runs on AWS Batch, whose shortest timeout is "
+                                f"{MIN_BATCH_TIMEOUT_S}s; got {timeout.total_seconds():g}s", "use timeout: 1m or more"))
     return issues
 
 

@@ -255,17 +255,44 @@ def test_param_out_of_range_and_missing_required_param(tmp_path):
     assert "params: {mib: ...}" in by_step["b"].fix
 
 
-def test_backend_batch_is_reported_unavailable_but_kept_in_the_model(tmp_path):
-    path = write(tmp_path, FULL_SPEC.replace("    retries: 0\n", "    retries: 0\n    backend: batch\n"))
+def test_backend_ecs_is_reported_unavailable_but_kept_in_the_model(tmp_path):
+    path = write(tmp_path, FULL_SPEC.replace("    retries: 0\n", "    retries: 0\n    backend: ecs\n"))
     problem = the_problem(path)
     assert (problem.step, problem.field) == ("train", "steps.train.backend")
     assert str(problem).endswith(
-        "step 'train', field 'backend': backend 'batch' is not available in this release yet. Fix: use backend: local")
+        "step 'train', field 'backend': backend 'ecs' is not available in this release yet. Fix: use backend: local")
     # The model itself accepts it: only the availability check refuses it.
     import yaml
     spec = BatchSpec.model_validate(yaml.safe_load(path.read_text()))
-    assert spec.resolved_steps()["train"].backend == "batch"
+    assert spec.resolved_steps()["train"].backend == "ecs"
     assert len(availability_problems(spec)) == 1
+
+
+def test_a_batch_step_takes_queue_and_deferrable(tmp_path):
+    path = write(tmp_path, FULL_SPEC.replace("    retries: 0\n",
+                                             "    retries: 0\n    backend: batch\n    queue: cpu-spot\n    deferrable: false\n"))
+    train = load_spec(path).resolved_steps()["train"]
+    assert (train.backend, train.queue, train.deferrable) == ("batch", "cpu-spot", False)
+    assert load_spec(path).resolved_steps()["features"].queue is None
+
+
+def test_a_gpu_step_on_a_cpu_queue_is_an_error_with_the_fix(tmp_path):
+    path = write(tmp_path, FULL_SPEC.replace("    resources: {memory: 4Gi}\n", "    resources: {gpu: 1}\n    queue: cpu-spot\n"))
+    problem = the_problem(path)
+    assert problem.field == "steps.train.queue"
+    assert "asks for 1 GPU but queue 'cpu-spot' has none" in problem.message and "gpu-spot" in problem.fix
+
+
+def test_a_batch_timeout_under_a_minute_is_an_error(tmp_path):
+    path = write(tmp_path, FULL_SPEC.replace("  backend: local", "  backend: batch").replace("timeout: 1h30m", "timeout: 30s"))
+    problem = the_problem(path)
+    assert problem.field == "steps.train.timeout"
+    assert "shortest timeout is 60s; got 30s" in problem.message and problem.fix == "use timeout: 1m or more"
+
+
+def test_an_unknown_queue_role_names_the_roles(tmp_path):
+    problem = the_problem(write(tmp_path, FULL_SPEC.replace("    retries: 0\n", "    retries: 0\n    queue: gpu_spot\n")))
+    assert problem.field == "steps.train.queue" and "'gpu-spot'" in problem.message
 
 
 def test_unavailable_default_backend_is_reported_once(tmp_path):
@@ -287,7 +314,8 @@ def test_mlbatch_backend_env_replaces_only_the_default_backend(tmp_path, monkeyp
     steps = spec.resolved_steps()
     assert steps["train"].backend == "local"  # set by the step itself
     assert {steps[n].backend for n in ("features", "ensemble", "score")} == {"batch"}
-    problem = the_problem(tmp_path / "churn.yaml")  # and this release refuses it
+    monkeypatch.setenv("MLBATCH_BACKEND", "ecs")
+    problem = the_problem(tmp_path / "churn.yaml")  # a backend this release cannot run yet is refused
     assert problem.field == "defaults.backend" and "MLBATCH_BACKEND" in problem.message
 
 

@@ -1,0 +1,219 @@
+"""AwsBatchBackend: one step try as one AWS Batch job (an array job for several shards).
+
+submit() reattaches to a live job computing the same cache key (an Airflow retry after
+the task process died, a restarted worker, another run of the same inputs) and submits
+only when there is none; wait() polls in the task; trigger() hands the wait to the
+triggerer instead; collect() turns the finished job into a JobResult, with the log
+lines of the job (or of each failed child) in the task log.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from mlbatch.backends.aws_batch import outcome as batch_outcome
+from mlbatch.backends.aws_batch.client import BatchJobs
+from mlbatch.backends.aws_batch.definitions import definition_name
+from mlbatch.backends.aws_batch.submission import job_name, submit_job_args
+from mlbatch.run.failures import FailureClass, failure_block, format_duration, format_mib
+from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
+from mlbatch.settings import Settings, SettingsError, load_settings
+
+LOG_EVERY_CHILD_UP_TO = 10  # larger arrays: the summary and each failed child's tail only
+LOG_TAIL_LINES = 20
+MAX_FAILED_CHILD_LOGS = 20  # a 10,000-child array that fails everywhere shows this many tails
+
+
+class BatchHandle(BaseModel):
+    """A submitted (or reattached) try: everything needed to wait for it and collect it later."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    job_name: str
+    queue: str
+    name: str  # dag_id.step
+    indices: list[int]  # array child i runs shard indices[i]
+    shard_count: int
+    memory_mib: int
+    vcpu: float
+    gpu: int
+    spot: bool
+    timeout_s: float | None = None
+    start_timeout_s: float | None = None
+    submitted_at: float
+    reattached: bool = False
+
+    @property
+    def is_array(self) -> bool:
+        return len(self.indices) > 1
+
+    @property
+    def start_deadline(self) -> float | None:
+        return self.submitted_at + self.start_timeout_s if self.start_timeout_s else None
+
+
+class AwsBatchBackend:
+    remote = True
+    handle_type = BatchHandle
+
+    def __init__(self, log: Callable[[str], None] = print, settings: Settings | None = None,
+                 jobs: BatchJobs | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._log = log
+        self.settings = settings or load_settings()
+        self.jobs = jobs or BatchJobs(self.settings.aws.conn_id, self.settings.aws.region)
+        self._sleep, self._clock = sleep, clock
+        self._handle: BatchHandle | None = None
+        self._cancelled = False
+
+    # -- the backend interface the operator uses ----------------------------------
+    def run(self, request: JobRequest) -> JobResult:
+        return self.wait(self.submit(request))
+
+    def submit(self, request: JobRequest) -> BatchHandle:
+        role = request.queue or ("gpu" if request.gpu else "cpu")
+        queue = self.settings.queue(role)
+        definition = definition_name(request.image, self.settings)
+        if self.jobs.active_definition(definition) is None:
+            raise SettingsError(
+                f"AWS Batch job definition {definition!r} (image {request.image!r}) is not registered: "
+                "run `python -m mlbatch deploy --image-tag <tag>` once per worker image")
+        name = job_name(request)
+        live = self.jobs.find_live(queue, name, request.identity) if request.identity else None
+        common = dict(job_name=name, queue=queue, name=request.name, shard_count=request.shard_count,
+                      memory_mib=request.memory_mib, vcpu=request.vcpu, gpu=request.gpu,
+                      spot=role.endswith("-spot"), timeout_s=request.timeout_s,
+                      start_timeout_s=request.start_timeout_s)
+        if live is not None:
+            handle = BatchHandle(job_id=live["jobId"], indices=_indices_of(live, request), reattached=True,
+                                 submitted_at=live.get("createdAt", self._clock() * 1000) / 1000, **common)
+            tags = live.get("tags") or {}
+            self._log(f"{request.name}: reattaching to live job {handle.job_id} ({live.get('status')}, "
+                      f"run {tags.get('mlbatch:run', '?')} try {tags.get('mlbatch:try', '?')}) "
+                      "instead of submitting a second one")
+        else:
+            args = submit_job_args(request, queue=queue, job_definition=definition,
+                                   spot_retries=self.settings.batch.spot_retries)
+            job_id = self.jobs.submit(args)
+            handle = BatchHandle(job_id=job_id, indices=request.indices, submitted_at=self._clock(), **common)
+            shape = f"array job of {len(handle.indices)} children" if handle.is_array else "job"
+            self._log(f"{request.name}: submitted AWS Batch {shape} {job_id} ({name}) to queue {queue}: "
+                      f"{request.vcpu:g} vcpu, {format_mib(request.memory_mib)}"
+                      + (f", {request.gpu} GPU" if request.gpu else "")
+                      + (f", timeout {format_duration(request.timeout_s)}" if request.timeout_s else ""))
+        self._handle = handle
+        return handle
+
+    def wait(self, handle: BatchHandle) -> JobResult:
+        """Poll in this process until the job ends (or starves in the queue), then collect it."""
+        self._handle = handle
+        last = ""
+        while True:
+            job = self.jobs.describe(handle.job_id)
+            state = batch_outcome.progress(job, now=self._clock(), start_deadline=handle.start_deadline)
+            said = _status_text(job)
+            if said != last:
+                self._log(f"{handle.name}: job {handle.job_id} {said}")
+                last = said
+            if state == "done" or self._cancelled:
+                return self.collect(handle)
+            if state == "not_started":
+                return self.starved(handle)
+            self._sleep(self.settings.batch.poll_interval.total_seconds())
+
+    def trigger(self, handle: BatchHandle, resume: dict[str, Any] | None = None) -> Any:
+        from mlbatch.backends.aws_batch.trigger import BatchStepTrigger
+
+        return BatchStepTrigger(job_id=handle.job_id, aws_conn_id=self.settings.aws.conn_id,
+                                region_name=self.settings.aws.region,
+                                poll_interval_s=self.settings.batch.poll_interval.total_seconds(),
+                                start_deadline=handle.start_deadline, resume=resume)
+
+    def cancel(self) -> None:
+        """Airflow's on_kill: terminate the job (Batch terminates every array child with it)."""
+        self._cancelled = True
+        if self._handle is not None:
+            self.jobs.terminate(self._handle.job_id, f"{batch_outcome.CANCEL_REASON} (the Airflow task was stopped)")
+            self._log(f"{self._handle.name}: terminated job {self._handle.job_id}")
+
+    # -- turning a finished job into a JobResult -----------------------------------
+    def starved(self, handle: BatchHandle) -> JobResult:
+        environments = self.jobs.queue_environments(handle.queue)
+        reason = batch_outcome.starvation_reason(handle.start_timeout_s, handle.queue, environments)
+        self.jobs.terminate(handle.job_id, f"{batch_outcome.CANCEL_REASON}: {reason}"[:1024])
+        self._log(f"{handle.name}: {reason}")
+        outcomes = [ShardOutcome(index=i, failure=FailureClass.infrastructure, reason=reason) for i in handle.indices]
+        return JobResult(name=handle.name, shard_count=handle.shard_count, memory_mib=handle.memory_mib,
+                         outcomes=outcomes)
+
+    def collect(self, handle: BatchHandle) -> JobResult:
+        if handle.is_array:
+            children = {_child_index(job): job for job in self.jobs.finished_children(handle.job_id)}
+            statuses = {handle.indices[i]: children.get(i, {}).get("status", "UNFINISHED")
+                        for i in range(len(handle.indices))}
+            self._log(batch_outcome.summary_line(handle.name, statuses))
+            pairs = [(handle.indices[i], f"{handle.job_id}:{i}", children.get(i)) for i in range(len(handle.indices))]
+        else:
+            pairs = [(handle.indices[0], handle.job_id, self.jobs.describe(handle.job_id))]
+        outcomes, failed_logs = [], 0
+        log_all = len(pairs) <= LOG_EVERY_CHILD_UP_TO
+        for shard, job_id, job in pairs:
+            failed = job is None or job.get("status") != "SUCCEEDED"
+            lines: list[str] = []
+            if log_all or (failed and failed_logs < MAX_FAILED_CHILD_LOGS):
+                lines = self.jobs.log_lines(job_id)
+                failed_logs += failed
+                prefix = self._prefix(handle, shard)
+                shown = lines if log_all else lines[-LOG_TAIL_LINES:]
+                if not log_all:
+                    self._log(f"{prefix} last {len(shown)} log lines of failed job {job_id}:")
+                for line in shown:
+                    self._log(f"{prefix} {line}")
+            outcomes.append(self._outcome(handle, shard, job, lines))
+        for item in outcomes:
+            if item.failure is not None:
+                self._log(failure_block(failure=item.failure, reason=item.reason, shard_index=item.index,
+                                        shard_count=handle.shard_count, exit_code=item.exit_code, signal=None,
+                                        stderr_tail=item.stderr_tail, name=handle.name))
+        return JobResult(name=handle.name, shard_count=handle.shard_count, memory_mib=handle.memory_mib,
+                         outcomes=sorted(outcomes, key=lambda o: o.index))
+
+    def _outcome(self, handle: BatchHandle, shard: int, job: dict[str, Any] | None, lines: list[str]) -> ShardOutcome:
+        if job is None:
+            return ShardOutcome(index=shard, failure=FailureClass.infrastructure,
+                                reason="the array ended without this child finishing")
+        tail = lines[-LOG_TAIL_LINES:]
+        failure, reason, exit_code = batch_outcome.classify_job(job, memory_mib=handle.memory_mib,
+                                                                timeout_s=handle.timeout_s, log_tail=tail)
+        return ShardOutcome(index=shard, exit_code=exit_code, duration_s=round(batch_outcome.job_duration_s(job), 3),
+                            failure=failure, reason=reason, stderr_tail=tail if failure else [])
+
+    @staticmethod
+    def _prefix(handle: BatchHandle, shard: int) -> str:
+        return "[worker]" if handle.shard_count == 1 else f"[shard {shard}/{handle.shard_count}]"
+
+
+def _child_index(job: dict[str, Any]) -> int:
+    return int(job["jobId"].rsplit(":", 1)[1])
+
+
+def _status_text(job: dict[str, Any]) -> str:
+    summary = (job.get("arrayProperties") or {}).get("statusSummary") or {}
+    counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted(summary.items()) if n)
+    return job.get("status", "?") + (f" (children: {counts})" if counts else "")
+
+
+def _indices_of(job: dict[str, Any], request: JobRequest) -> list[int]:
+    """Which shards a live job runs, read back from the environment it was submitted with."""
+    env = {item["name"]: item["value"] for item in (job.get("container") or {}).get("environment", [])}
+    if env.get("MLBATCH_SHARD_INDEX"):
+        return [int(env["MLBATCH_SHARD_INDEX"])]
+    if env.get("MLBATCH_SHARD_MAP"):
+        from workers.request import parse_shard_map
+
+        return parse_shard_map(env["MLBATCH_SHARD_MAP"])
+    size = (job.get("arrayProperties") or {}).get("size")
+    return list(range(size)) if size else request.indices

@@ -1,0 +1,117 @@
+"""A JobRequest as the arguments of one AWS Batch SubmitJob call. Pure: no AWS calls here.
+
+One step try is ONE job: a plain job for one shard, an array job (2..10,000 children)
+for more. Array child i runs shard `indices[i]`: the identity when every shard runs,
+else the list goes in MLBATCH_SHARD_MAP (as ranges, "0-3,7", to stay far below
+SubmitJob's 30 KiB overrides limit even for thousands of shards).
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from mlbatch.run.jobs import JobRequest
+
+MAX_ARRAY_SIZE = 10_000
+MIN_ATTEMPT_DURATION_S = 60  # Batch rejects a shorter attemptDurationSeconds
+MAX_JOB_NAME = 128
+TAG_PREFIX = "mlbatch:"
+# Spot reclaim and host loss show as this status reason; Batch retries them itself, so an
+# infrastructure hiccup never costs an Airflow retry. Everything else exits at once and
+# the operator classifies it. (At most 5 rules; the last must catch everything.)
+RETRY_ON_HOST_LOSS = {"onStatusReason": "Host EC2*", "action": "RETRY"}
+EXIT_ON_ANYTHING_ELSE = {"onReason": "*", "action": "EXIT"}
+
+# The environment of a worker is small and public: a step's secrets never travel in it.
+THREAD_CAP_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                   "MLBATCH_NUM_THREADS")
+
+
+def job_name(request: JobRequest) -> str:
+    """Deterministic: the same step and cache key give the same name (letters, digits, - and _)."""
+    base = f"{request.name.replace('.', '__')}__{request.identity[:16]}" if request.identity else request.name
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", base)[:MAX_JOB_NAME]
+
+
+def compress_indices(indices: list[int]) -> str:
+    """[0, 1, 2, 3, 7] -> '0-3,7' (what workers.request reads back)."""
+    parts: list[str] = []
+    start = prev = None
+    for i in sorted(indices):
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+def shard_env(request: JobRequest) -> dict[str, str]:
+    """How each container learns its shard: an index for a plain job, a map for a partial array."""
+    indices = request.indices
+    env = {"MLBATCH_SHARD_COUNT": str(request.shard_count)}
+    if len(indices) == 1:
+        env["MLBATCH_SHARD_INDEX"] = str(indices[0])
+    elif indices != list(range(len(indices))):
+        env["MLBATCH_SHARD_MAP"] = compress_indices(indices)
+    return env
+
+
+def resource_requirements(request: JobRequest) -> list[dict[str, str]]:
+    # EC2 compute environments take whole vCPUs; a fractional budget is rounded up.
+    requirements = [
+        {"type": "VCPU", "value": str(max(1, math.ceil(request.vcpu)))},
+        {"type": "MEMORY", "value": str(request.memory_mib)},
+    ]
+    if request.gpu:
+        requirements.append({"type": "GPU", "value": str(request.gpu)})
+    return requirements
+
+
+def retry_strategy(spot_retries: int) -> dict[str, Any]:
+    return {"attempts": 1 + spot_retries, "evaluateOnExit": [RETRY_ON_HOST_LOSS, EXIT_ON_ANYTHING_ELSE]}
+
+
+def attempt_duration_s(request: JobRequest) -> int | None:
+    if request.timeout_s is None:
+        return None
+    return max(MIN_ATTEMPT_DURATION_S, math.ceil(request.timeout_s))
+
+
+def job_tags(request: JobRequest) -> dict[str, str]:
+    """Tags on the job (and, propagated, on its tasks): cost per batch, step and run; reattach."""
+    return {f"{TAG_PREFIX}{key}": str(value)[:256] for key, value in sorted(request.tags.items())}
+
+
+def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spot_retries: int) -> dict[str, Any]:
+    """The keyword arguments of batch.submit_job for this request."""
+    size = len(request.indices)
+    if size > MAX_ARRAY_SIZE:
+        raise ValueError(f"{request.name}: {size} shards in one try; an AWS Batch array holds at most {MAX_ARRAY_SIZE}")
+    threads = str(max(1, math.floor(request.vcpu)))
+    env = {name: threads for name in THREAD_CAP_VARS}
+    env.update(request.env)
+    env.update(shard_env(request))
+    args: dict[str, Any] = {
+        "jobName": job_name(request),
+        "jobQueue": queue,
+        "jobDefinition": job_definition,
+        "containerOverrides": {
+            "command": list(request.command),
+            "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
+            "resourceRequirements": resource_requirements(request),
+        },
+        "retryStrategy": retry_strategy(spot_retries),
+        "tags": job_tags(request),
+        "propagateTags": True,
+    }
+    if size > 1:
+        args["arrayProperties"] = {"size": size}
+    duration = attempt_duration_s(request)
+    if duration is not None:
+        args["timeout"] = {"attemptDurationSeconds": duration}
+    return args

@@ -1,0 +1,25 @@
+"""What a step try used, for the run summary: vCPU- and GPU-seconds, memory budget vs peak, spot.
+
+Budgets times durations: what a container backend bills for (and what a local step held).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from mlbatch.run.jobs import JobResult
+
+
+def usage(result: JobResult, step: Any, handle: Any = None) -> dict[str, Any]:
+    seconds = sum(outcome.duration_s for outcome in result.outcomes)
+    peak = max((outcome.peak_rss_mib for outcome in result.outcomes), default=0.0)
+    record: dict[str, Any] = {
+        "backend": step.backend,
+        "vcpu_s": round(seconds * step.vcpu, 1),
+        "gpu_s": round(seconds * step.gpu, 1),
+        "memory_mib": result.memory_mib,
+        "spot": bool(getattr(handle, "spot", False)),
+    }
+    if handle is not None:
+        record["job_id"] = handle.job_id
+        record["queue"] = handle.queue
+    return {"peak_rss_mib": round(peak, 1), "usage": record}

@@ -1,0 +1,231 @@
+"""A local AWS for the Batch backend's tests: moto_server on 127.0.0.1 that runs each job for real.
+
+moto's Batch without Docker marks every job SUCCEEDED at once and runs nothing, so a
+step would "succeed" without writing an output. The server runs here in-process
+(ThreadedMotoServer: the same HTTP endpoint boto3 and the Amazon provider talk to), and
+its no-Docker job hook is replaced by LocalJobRunner, which does what a Batch host does:
+takes the job from RUNNABLE, runs the submitted command with the submitted environment
+(plus AWS_BATCH_JOB_ID and, for array children, AWS_BATCH_JOB_ARRAY_INDEX) as a local
+process against the same moto S3, ships its output to CloudWatch Logs under the job's
+log stream, and ends the job SUCCEEDED or FAILED by the real exit code. Terminating a
+job kills its process (and an array parent's children). `hold()` keeps jobs RUNNABLE,
+the way a queue without capacity does.
+
+What this does not cover: containers and images (the command runs with this checkout's
+interpreter), resource limits inside the container, Batch's own retry attempts and
+evaluateOnExit matching, spot reclaims, throttling (all unit-tested with exact calls).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+BUCKET = "mlbatch-artifacts"
+QUEUES = {"cpu": "mlbatch-cpu", "gpu": "mlbatch-gpu", "cpu-spot": "mlbatch-cpu-spot", "gpu-spot": "mlbatch-gpu-spot"}
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalJobRunner:
+    """Runs Batch jobs that moto accepted as local processes (see the module doc)."""
+
+    def __init__(self, env: dict[str, str], max_parallel: int = 4) -> None:
+        self.env = env
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="batch-stand-in")
+        self._released = threading.Event()
+        self._released.set()
+        self.started: list[str] = []  # job ids in the order their process started
+
+    def hold(self) -> None:
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    # moto calls this (as BatchSimpleBackend._mark_job_as_finished) for every job and array child
+    def accept(self, backend: Any, include_start_attempt: bool, job: Any) -> None:
+        backend.backend._jobs[job.job_id] = job
+        if include_start_attempt:  # a plain job or an array child: it runs
+            job.status = "RUNNABLE"
+            self._pool.submit(self._run_guarded, job)
+        else:  # an array parent: it ends when its children have
+            job.status = "PENDING"
+            threading.Thread(target=self._follow_children, args=(job,), daemon=True).start()
+
+    def _run_guarded(self, job: Any) -> None:
+        try:
+            self._run(job)
+        except Exception as exc:  # noqa: BLE001 - a stand-in bug must show as a failed job, not a hang
+            job.job_stopped_reason = f"stand-in error: {exc!r}"
+            job._mark_stopped(success=False)
+
+    def _run(self, job: Any) -> None:
+        while not self._released.wait(0.05):
+            if job.stop:
+                break
+        if job.stop:  # terminated while queued: never started
+            job._mark_stopped(success=False)
+            return
+        job.job_started_at = datetime.now()
+        job.log_stream_name = job._stream_name
+        job._start_attempt()
+        job.status = "RUNNING"
+        self.started.append(job.job_id)
+        command = list(job._get_container_property("command", []))
+        if command and command[0] in ("python", "python3"):
+            command[0] = sys.executable
+        env = dict(self.env)
+        env.update({item["name"]: item["value"] for item in job.container_overrides.get("environment", [])})
+        env["AWS_BATCH_JOB_ID"] = job.job_id
+        if "index" in job.array_properties:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
+        process = subprocess.Popen(command, env=env, cwd=PROJECT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(
+            raw.decode("utf-8", "replace").rstrip("\n") for raw in process.stdout), daemon=True)
+        reader.start()
+        while process.poll() is None:
+            if job.stop:
+                os.killpg(process.pid, 9)
+            time.sleep(0.05)
+        reader.join(5)
+        self._ship_logs(job, lines)
+        job.exit_code = 137 if job.stop else process.returncode
+        if job.exit_code != 0 and not job.job_stopped_reason:
+            job.job_stopped_reason = "Essential container in task exited"
+        job._mark_stopped(success=job.exit_code == 0)
+
+    @staticmethod
+    def _ship_logs(job: Any, lines: list[str]) -> None:
+        logs = job._log_backend
+        logs.ensure_log_group(job._log_group)
+        logs.ensure_log_stream(job._log_group, job.log_stream_name)
+        now = int(time.time() * 1000)
+        if lines:
+            logs.put_log_events(job._log_group, job.log_stream_name,
+                                [{"timestamp": now, "message": line or " "} for line in lines])
+
+    @staticmethod
+    def _follow_children(job: Any) -> None:
+        while job._child_jobs is None:
+            time.sleep(0.02)
+        children = job._child_jobs
+        while not all(child.job_stopped for child in children):
+            if job.stop:
+                for child in children:
+                    child.terminate(job.job_stopped_reason or "parent terminated")
+            if any(child.status == "RUNNING" for child in children):
+                job.status = "RUNNING"
+            time.sleep(0.05)
+        job._mark_stopped(success=all(child.status == "SUCCEEDED" for child in children))
+
+
+class AwsStandIn:
+    """moto_server with Batch queues, a compute environment, S3 and logs, and LocalJobRunner."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.runner = LocalJobRunner(self.worker_env())
+        self._server: Any = None
+
+    def worker_env(self) -> dict[str, str]:
+        """What a Batch container of this project would see: its code, its role's S3 access."""
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
+                "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)]),
+                "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": self.endpoint, **CREDENTIALS}
+
+    def airflow_env(self) -> dict[str, str]:
+        """For an Airflow process: its AWS connection points at the stand-in."""
+        conn = {"conn_type": "aws", "extra": {"endpoint_url": self.endpoint, "region_name": REGION}}
+        return {**CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": self.endpoint,
+                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn), "MLBATCH_ARTIFACTS": f"s3://{BUCKET}/artifacts"}
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def start(self) -> AwsStandIn:
+        from moto.batch_simple.models import BatchSimpleBackend
+        from moto.server import ThreadedMotoServer
+
+        from moto.batch.models import Job
+
+        runner = self.runner
+        details = Job._container_details
+        if not getattr(details, "stand_in", False):
+            # Real DescribeJobs reports the container's exit code; moto only does in ListJobs.
+            def container_details(job: Any) -> dict[str, Any]:
+                result = details(job)
+                if job.exit_code is not None:
+                    result["exitCode"] = job.exit_code
+                return result
+
+            container_details.stand_in = True  # type: ignore[attr-defined]
+            Job._container_details = container_details  # type: ignore[method-assign]
+        BatchSimpleBackend._mark_job_as_finished = (  # type: ignore[method-assign]
+            lambda backend, include_start_attempt, job: runner.accept(backend, include_start_attempt, job))
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/config", method="POST",
+                                         data=json.dumps({"batch": {"use_docker": False}}).encode())
+        urllib.request.urlopen(request, timeout=10).read()
+        self._create_resources()
+        return self
+
+    def stop(self) -> None:
+        self.runner.release()
+        if self._server is not None:
+            self._server.stop()
+
+    def _create_resources(self) -> None:
+        iam, ec2, batch = self.client("iam"), self.client("ec2"), self.client("batch")
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                    "Principal": {"Service": "batch.amazonaws.com"}}]})
+        role = iam.create_role(RoleName="mlbatch-batch-service", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        self.job_role = iam.create_role(RoleName="mlbatch-job", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="mlbatch", Description="mlbatch workers", VpcId=vpc)["GroupId"]
+        profile = iam.create_instance_profile(InstanceProfileName="mlbatch-ecs-instance")["InstanceProfile"]["Arn"]
+        environments = {}
+        for kind in ("cpu", "gpu"):
+            environments[kind] = batch.create_compute_environment(
+                computeEnvironmentName=f"mlbatch-{kind}", type="MANAGED", state="ENABLED", serviceRole=role,
+                computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 64, "instanceTypes": ["optimal"],
+                                  "subnets": [subnet], "securityGroupIds": [group], "instanceRole": profile},
+            )["computeEnvironmentArn"]
+        for queue_role, name in QUEUES.items():
+            batch.create_job_queue(jobQueueName=name, state="ENABLED", priority=1, computeEnvironmentOrder=[
+                {"order": 1, "computeEnvironment": environments[queue_role.split("-")[0]]}])
+        self.client("s3").create_bucket(Bucket=BUCKET)
+        self.client("logs").create_log_group(logGroupName="/aws/batch/job")
+
+    def settings_text(self) -> str:
+        queues = "\n".join(f'{role} = "{name}"' for role, name in QUEUES.items())
+        return (f'[aws]\nconn_id = "aws_default"\nregion = "{REGION}"\n\n'
+                f'[image]\nrepository = "123456789012.dkr.ecr.{REGION}.amazonaws.com/mlbatch-worker"\ntag = "test"\n\n'
+                f'[batch]\njob_role_arn = "{self.job_role}"\npoll_interval = "0.3s"\n\n[batch.queues]\n{queues}\n')
