@@ -73,7 +73,8 @@ class StepRequest:
         """Apply the shard and try overrides the backend puts in the environment.
 
         MLBATCH_SHARD_INDEX wins; else AWS_BATCH_JOB_ARRAY_INDEX, mapped through
-        MLBATCH_SHARD_MAP ("3,7-9": array child i runs the i-th shard listed) when set, so a
+        MLBATCH_SHARD_MAP ("3,7-9": array child i runs the i-th shard listed; a long list comes
+        as a file, MLBATCH_SHARD_MAP_URI) when set, so a
         re-submitted array can run only the shards that are still missing.
         """
         env = os.environ if env is None else env
@@ -84,7 +85,7 @@ class StepRequest:
             changes["shard_index"] = _env_int(env, "MLBATCH_SHARD_INDEX")
         elif env.get("AWS_BATCH_JOB_ARRAY_INDEX"):
             array_index = _env_int(env, "AWS_BATCH_JOB_ARRAY_INDEX")
-            changes["shard_index"] = _map_shard(env.get("MLBATCH_SHARD_MAP", ""), array_index)
+            changes["shard_index"] = _map_shard(env, array_index)
         if env.get("MLBATCH_TRY_NUMBER"):
             changes["try_number"] = _env_int(env, "MLBATCH_TRY_NUMBER")
         return replace(self, **changes) if changes else self
@@ -141,10 +142,23 @@ def parse_shard_map(shard_map: str) -> list[int]:
     return shards
 
 
-def _map_shard(shard_map: str, array_index: int) -> int:
-    if not shard_map.strip():
+def shard_map_of(env: Mapping[str, str]) -> list[int] | None:
+    """The shard list of a partial array: inline (MLBATCH_SHARD_MAP) or, when long, in a file."""
+    if env.get("MLBATCH_SHARD_MAP", "").strip():
+        return parse_shard_map(env["MLBATCH_SHARD_MAP"])
+    if env.get("MLBATCH_SHARD_MAP_URI"):
+        try:
+            text = artifacts.read_bytes(env["MLBATCH_SHARD_MAP_URI"]).decode()
+        except FileNotFoundError:
+            raise BadInput(f"MLBATCH_SHARD_MAP_URI={env['MLBATCH_SHARD_MAP_URI']} does not exist") from None
+        return parse_shard_map(text)
+    return None
+
+
+def _map_shard(env: Mapping[str, str], array_index: int) -> int:
+    shards = shard_map_of(env)
+    if shards is None:
         return array_index
-    shards = parse_shard_map(shard_map)
     if not 0 <= array_index < len(shards):
         raise BadInput(f"array index {array_index} is outside MLBATCH_SHARD_MAP of {len(shards)} shards")
     return shards[array_index]

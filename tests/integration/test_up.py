@@ -1,7 +1,9 @@
 """`python -m mlbatch up`: Airflow's own UI and scheduler with our DAGs, for real.
 
 One stack for the module: the UI lists the batches, "mark failed" on a running step
-kills its worker, and Ctrl-C stops every part of the stack.
+kills its worker, an AWS Batch step waits in the real triggerer (and "mark failed" there
+terminates its job), and Ctrl-C stops every part of the stack. Artifacts live on the
+local AWS stand-in's S3, so local and Batch steps share one artifact root.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import psutil
 import pytest
 
 from tests.integration.airflow_run import write_batch
+from tests.integration.aws_stand_in import AwsStandIn
 from tests.integration.slack_server import RecordingWebhook, slack_connection_env
 
 pytestmark = pytest.mark.slow
@@ -36,6 +39,7 @@ class Stack:
     token: str
     home: Path
     slack: RecordingWebhook
+    aws: AwsStandIn
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
         return _http(method, f"http://127.0.0.1:{self.port}{path}", body, self.token)
@@ -83,13 +87,24 @@ def stack(tmp_path_factory):
             run: check.fail
             params: {bad_input: true, print_env: [AWS_SECRET_ACCESS_KEY, MLBATCH_API_TOKEN]}
     """)
+    write_batch(dags, "aws_deferred", """
+        defaults: {retries: 0, backend: batch}
+        steps:
+          remote: {run: check.sleep, params: {seconds: 1}}
+    """)
+    aws = AwsStandIn().start()
+    settings = root / "mlbatch.toml"
+    settings.write_text(aws.settings_text())
     slack = RecordingWebhook().__enter__()
-    env = {**os.environ, **SECRETS, **slack_connection_env("slack_stack", slack.url()), "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-           "MLBATCH_ARTIFACTS": str(root / "artifacts"), "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5"}
+    env = {**os.environ, **aws.airflow_env(), "MLBATCH_SETTINGS": str(settings), **SECRETS, **slack_connection_env("slack_stack", slack.url()), "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+           "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5"}  # artifacts: the stand-in's S3
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([airflow, "pools", "set", "mlbatch_local", "2", "local workers"], env=env, check=True,
                    capture_output=True)
+    deployed = subprocess.run([sys.executable, "-m", "mlbatch", "deploy", "--specs", str(dags / "specs")], env=env,
+                              cwd=PROJECT, capture_output=True, text=True)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlbatch", "up", "--port", str(port)], env=env, cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -101,8 +116,9 @@ def stack(tmp_path_factory):
                 break
         password = re.search(r"user: admin\s+password: (\S+)", banner).group(1)
         token = _http("POST", f"http://127.0.0.1:{port}/auth/token", {"username": "admin", "password": password})
-        yield Stack(proc, port, token["access_token"], root / "airflow_home", slack)
+        yield Stack(proc, port, token["access_token"], root / "airflow_home", slack, aws)
     finally:
+        aws.stop()
         slack.__exit__(None, None, None)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -149,6 +165,36 @@ def test_secrets_stay_out_of_the_real_task_logs_and_the_alert(stack):
     for value in [*SECRETS.values(), "s3cr3tW3bh00kP4th"]:
         assert value not in everything
     assert len(stack.slack.posts) == 1 and "`bad_input`" in stack.slack.texts[0]
+
+
+def _batch_job(name_prefix: str):
+    from moto.batch.models import batch_backends
+
+    jobs = [job for job in batch_backends["123456789012"]["us-east-1"]._jobs.values()
+            if job.job_name.startswith(name_prefix) and ":" not in job.job_id]
+    return max(jobs, key=lambda job: job.job_created_at) if jobs else None
+
+
+def test_a_batch_step_waits_in_the_triggerer_and_mark_failed_terminates_its_job(stack):
+    stack.api("PATCH", "/api/v2/dags/aws_deferred", {"is_paused": False})
+    path = "/api/v2/dags/aws_deferred/dagRuns/{}/taskInstances/remote"
+    stack.aws.runner.hold()  # the job waits in RUNNABLE, as in a queue without capacity
+    try:
+        first = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None})["dag_run_id"]
+        assert _wait_for(lambda: stack.api("GET", path.format(first))["state"] == "deferred", within_s=180,
+                         every_s=1.0), "the step never handed its wait to the triggerer"
+        stack.api("PATCH", path.format(first), {"new_state": "failed"})
+        job = _batch_job("aws_deferred__remote")
+        assert _wait_for(lambda: job.stop, within_s=60, every_s=0.5), "mark failed left the Batch job running"
+        assert job.job_stopped_reason.startswith("mlbatch: cancelled")
+    finally:
+        stack.aws.runner.release()
+
+    second = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None})["dag_run_id"]
+    assert _wait_for(lambda: stack.api("GET", f"/api/v2/dags/aws_deferred/dagRuns/{second}")["state"] == "success",
+                     within_s=180, every_s=1.0)
+    logs = "\n".join(log.read_text() for log in (stack.home / "logs").glob(f"dag_id=aws_deferred/run_id={second}/**/*.log"))
+    assert "submitted AWS Batch job" in logs and "[worker] sleeping 1s" in logs  # collected after the deferral
 
 
 def test_ctrl_c_stops_every_part(stack):

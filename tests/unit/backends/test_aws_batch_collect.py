@@ -58,3 +58,20 @@ def test_remote_steps_need_an_object_store_artifact_root():
     assert remote_artifact_problem("s3://bucket/ml", "batch") is None
     problem = remote_artifact_problem("/home/me/artifacts", "batch")
     assert "cannot see this machine's disk" in problem and "s3://" in problem
+
+
+class _AllFailed(_Jobs):
+    def finished_children(self, job_id):
+        return [{**child, "status": "FAILED", "statusReason": "Essential container in task exited",
+                 "container": {"exitCode": 1}} for child in super().finished_children(job_id)]
+
+
+def test_a_wholly_failed_array_logs_a_bounded_number_of_failure_blocks():
+    lines: list[str] = []
+    backend = AwsBatchBackend(log=lines.append, settings=Settings(), jobs=_AllFailed())
+    handle = BatchHandle(job_id="j", job_name="n", queue="q", name="d.s", indices=list(range(40)), shard_count=40,
+                         memory_mib=2048, vcpu=1, gpu=0, spot=False, submitted_at=0.0)
+    result = backend.collect(handle)
+    assert len(result.failures) == 40
+    assert sum(line.startswith("=== mlbatch step failed ===") for line in lines) == 20
+    assert "d.s: 20 more failed children not shown in full (shards 20,21," in "\n".join(lines)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 
 import pytest
 
 from mlbatch.backends.aws_batch.submission import (
-    MAX_ARRAY_SIZE, compress_indices, job_name, retry_strategy, submit_job_args,
+    MAX_ARRAY_SIZE, compress_indices, job_name, retry_strategy, shard_map, submit_job_args,
 )
 from mlbatch.run.jobs import JobRequest
 from workers.request import StepRequest
@@ -77,12 +78,22 @@ def test_more_shards_than_one_array_holds_is_refused():
         submit_job_args(_request(shard_count=MAX_ARRAY_SIZE + 1), queue="q", job_definition="d", spot_retries=0)
 
 
-def test_ten_thousand_shards_are_one_call_with_a_small_payload():
+def test_ten_thousand_shards_are_one_call_within_the_payload_quota(tmp_path):
     args = submit_job_args(_request(shard_count=MAX_ARRAY_SIZE), queue="q", job_definition="d", spot_retries=0)
     assert args["arrayProperties"] == {"size": MAX_ARRAY_SIZE}
-    partial = submit_job_args(_request(shard_count=MAX_ARRAY_SIZE, shard_indices=list(range(1, MAX_ARRAY_SIZE, 2))),
-                              queue="q", job_definition="d", spot_retries=0)
-    assert len(str(partial)) < 30 * 1024 * 2  # a map of 5,000 odd shards; Batch's overrides cap is 30 KiB
+    assert len(json.dumps(args)) < 30 * 1024
+    # a scattered retry (2 of every 3 shards): ranges alone would exceed SubmitJob's 30 KiB quota
+    scattered = _request(shard_count=MAX_ARRAY_SIZE, shard_indices=[i for i in range(MAX_ARRAY_SIZE) if i % 3])
+    with pytest.raises(ValueError, match="too long for SubmitJob"):
+        submit_job_args(scattered, queue="q", job_definition="d", spot_retries=0)
+    map_file = tmp_path / "map.txt"
+    map_file.write_text(shard_map(scattered))
+    args = submit_job_args(scattered, queue="q", job_definition="d", spot_retries=0, map_uri=str(map_file))
+    env = {item["name"]: item["value"] for item in args["containerOverrides"]["environment"]}
+    assert len(json.dumps(args)) < 30 * 1024 and "MLBATCH_SHARD_MAP" not in env
+    step = StepRequest(worker="check.noop", output="/tmp/x", shard_count=MAX_ARRAY_SIZE)
+    children = [0, 1, 2, 6665]
+    assert [step.with_env({**env, "AWS_BATCH_JOB_ARRAY_INDEX": str(i)}).shard_index for i in children] == [1, 2, 4, 9998]
 
 
 def test_job_names_are_deterministic_and_valid():

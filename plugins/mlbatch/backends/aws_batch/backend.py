@@ -8,6 +8,7 @@ lines of the job (or of each failed child) in the task log.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, Callable
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from mlbatch.backends.aws_batch import outcome as batch_outcome
 from mlbatch.backends.aws_batch.client import BatchJobs
 from mlbatch.backends.aws_batch.definitions import definition_name
-from mlbatch.backends.aws_batch.submission import job_name, submit_job_args
+from mlbatch.backends.aws_batch.submission import MAX_INLINE_SHARD_MAP, job_name, shard_map, submit_job_args
 from mlbatch.run.failures import FailureClass, failure_block, format_duration, format_mib
 from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.settings import Settings, SettingsError, load_settings
@@ -96,7 +97,7 @@ class AwsBatchBackend:
                       "instead of submitting a second one")
         else:
             args = submit_job_args(request, queue=queue, job_definition=definition,
-                                   spot_retries=self.settings.batch.spot_retries)
+                                   spot_retries=self.settings.batch.spot_retries, map_uri=self._shard_map_file(request))
             job_id = self.jobs.submit(args)
             handle = BatchHandle(job_id=job_id, indices=request.indices, submitted_at=self._clock(), **common)
             shape = f"array job of {len(handle.indices)} children" if handle.is_array else "job"
@@ -106,6 +107,17 @@ class AwsBatchBackend:
                       + (f", timeout {format_duration(request.timeout_s)}" if request.timeout_s else ""))
         self._handle = handle
         return handle
+
+    def _shard_map_file(self, request: JobRequest) -> str | None:
+        """A shard list too long for SubmitJob goes to a file beside the artifacts (workers read it)."""
+        text = shard_map(request)
+        if text is None or len(text) <= MAX_INLINE_SHARD_MAP:
+            return None
+        from workers.artifacts import join, write_bytes
+
+        root = request.env.get("MLBATCH_ARTIFACTS", "")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return write_bytes(join(root, "_shard_maps", f"{job_name(request)}-{digest}.txt"), text.encode())
 
     def wait(self, handle: BatchHandle) -> JobResult:
         """Poll in this process until the job ends (or starves in the queue), then collect it."""
@@ -173,7 +185,12 @@ class AwsBatchBackend:
                 for line in shown:
                     self._log(f"{prefix} {line}")
             outcomes.append(self._outcome(handle, shard, job, lines))
-        for item in outcomes:
+        failures = [item for item in outcomes if item.failure is not None]
+        if len(failures) > MAX_FAILED_CHILD_LOGS:
+            rest = failures[MAX_FAILED_CHILD_LOGS:]
+            self._log(f"{handle.name}: {len(rest)} more failed children not shown in full (shards "
+                      f"{','.join(str(o.index) for o in rest[:50])}{',...' if len(rest) > 50 else ''})")
+        for item in failures[:MAX_FAILED_CHILD_LOGS]:
             if item.failure is not None:
                 self._log(failure_block(failure=item.failure, reason=item.reason, shard_index=item.index,
                                         shard_count=handle.shard_count, exit_code=item.exit_code, signal=None,
@@ -211,9 +228,9 @@ def _indices_of(job: dict[str, Any], request: JobRequest) -> list[int]:
     env = {item["name"]: item["value"] for item in (job.get("container") or {}).get("environment", [])}
     if env.get("MLBATCH_SHARD_INDEX"):
         return [int(env["MLBATCH_SHARD_INDEX"])]
-    if env.get("MLBATCH_SHARD_MAP"):
-        from workers.request import parse_shard_map
+    if env.get("MLBATCH_SHARD_MAP") or env.get("MLBATCH_SHARD_MAP_URI"):
+        from workers.request import shard_map_of
 
-        return parse_shard_map(env["MLBATCH_SHARD_MAP"])
+        return shard_map_of(env)
     size = (job.get("arrayProperties") or {}).get("size")
     return list(range(size)) if size else request.indices

@@ -2,8 +2,10 @@
 
 One step try is ONE job: a plain job for one shard, an array job (2..10,000 children)
 for more. Array child i runs shard `indices[i]`: the identity when every shard runs,
-else the list goes in MLBATCH_SHARD_MAP (as ranges, "0-3,7", to stay far below
-SubmitJob's 30 KiB overrides limit even for thousands of shards).
+else the list goes in MLBATCH_SHARD_MAP as ranges ("0-3,7"). A scattered retry of
+thousands of shards can still outgrow SubmitJob's 30 KiB payload quota; past
+MAX_INLINE_SHARD_MAP the list travels as a file instead (MLBATCH_SHARD_MAP_URI), which
+the backend writes next to the artifacts.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from mlbatch.run.jobs import JobRequest
 MAX_ARRAY_SIZE = 10_000
 MIN_ATTEMPT_DURATION_S = 60  # Batch rejects a shorter attemptDurationSeconds
 MAX_JOB_NAME = 128
+MAX_INLINE_SHARD_MAP = 8 * 1024  # characters; the rest of a SubmitJob call is ~2 KiB
 TAG_PREFIX = "mlbatch:"
 # Spot reclaim and host loss show as this status reason; Batch retries them itself, so an
 # infrastructure hiccup never costs an Airflow retry. Everything else exits at once and
@@ -50,14 +53,28 @@ def compress_indices(indices: list[int]) -> str:
     return ",".join(parts)
 
 
-def shard_env(request: JobRequest) -> dict[str, str]:
-    """How each container learns its shard: an index for a plain job, a map for a partial array."""
+def shard_map(request: JobRequest) -> str | None:
+    """The array child -> shard list, when children do not simply run shards 0..n-1."""
+    indices = request.indices
+    if len(indices) == 1 or indices == list(range(len(indices))):
+        return None
+    return compress_indices(indices)
+
+
+def shard_env(request: JobRequest, map_uri: str | None = None) -> dict[str, str]:
+    """How each container learns its shard: an index for a plain job, a map (or its file) for an array."""
     indices = request.indices
     env = {"MLBATCH_SHARD_COUNT": str(request.shard_count)}
     if len(indices) == 1:
         env["MLBATCH_SHARD_INDEX"] = str(indices[0])
-    elif indices != list(range(len(indices))):
-        env["MLBATCH_SHARD_MAP"] = compress_indices(indices)
+    elif (text := shard_map(request)) is not None:
+        if len(text) <= MAX_INLINE_SHARD_MAP:
+            env["MLBATCH_SHARD_MAP"] = text
+        elif map_uri:
+            env["MLBATCH_SHARD_MAP_URI"] = map_uri
+        else:
+            raise ValueError(f"{request.name}: the shard list ({len(text)} characters) is too long for SubmitJob; "
+                             "pass the URI of a file holding it")
     return env
 
 
@@ -87,7 +104,8 @@ def job_tags(request: JobRequest) -> dict[str, str]:
     return {f"{TAG_PREFIX}{key}": str(value)[:256] for key, value in sorted(request.tags.items())}
 
 
-def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spot_retries: int) -> dict[str, Any]:
+def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spot_retries: int,
+                    map_uri: str | None = None) -> dict[str, Any]:
     """The keyword arguments of batch.submit_job for this request."""
     size = len(request.indices)
     if size > MAX_ARRAY_SIZE:
@@ -95,7 +113,7 @@ def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spo
     threads = str(max(1, math.floor(request.vcpu)))
     env = {name: threads for name in THREAD_CAP_VARS}
     env.update(request.env)
-    env.update(shard_env(request))
+    env.update(shard_env(request, map_uri))
     args: dict[str, Any] = {
         "jobName": job_name(request),
         "jobQueue": queue,
