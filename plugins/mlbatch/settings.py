@@ -15,7 +15,7 @@ import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,6 +36,8 @@ class _Section(BaseModel):
 class AwsSettings(_Section):
     conn_id: str = "aws_default"  # Airflow connection: credentials (or none: the machine's role), endpoint
     region: str | None = None  # None: the connection's region
+    job_role_arn: str | None = None  # what the worker may do (read/write the artifact prefix): Batch job / ECS task role
+    execution_role_arn: str | None = None  # what Batch/ECS may do for it (pull the image, write logs)
 
 
 class ImageSettings(_Section):
@@ -45,13 +47,36 @@ class ImageSettings(_Section):
 
 class BatchSettings(_Section):
     queues: dict[QueueRole, str] = Field(default_factory=dict)  # queue role -> job queue name or ARN
-    job_role_arn: str | None = None  # what the worker may do (read/write the artifact bucket)
-    execution_role_arn: str | None = None  # what Batch/ECS may do for it (pull the image, write logs)
     log_group: str = "/aws/batch/job"  # Batch's default group
     definition_prefix: str = "mlbatch"  # job definitions are named {prefix}-{variant}
     spot_retries: int = Field(3, ge=0, le=9)  # Batch-internal retries of a reclaimed spot host
     poll_interval: Duration = timedelta(seconds=15)
     deferrable: bool = True  # wait in the triggerer, not in a worker slot (steps may say deferrable: false)
+
+
+FargateCapacity = Literal["on-demand", "spot", "gpu"]
+
+
+class EcsSettings(_Section):
+    cluster: str = "mlbatch"
+    subnets: list[str] = Field(default_factory=list)  # awsvpc networking of every task
+    security_groups: list[str] = Field(default_factory=list)
+    assign_public_ip: bool = False  # True only in public subnets without a NAT gateway
+    # capacity -> capacity provider: Fargate for CPU steps, an EC2 provider with GPU instances for GPU steps
+    capacity_providers: dict[FargateCapacity, str] = Field(
+        default_factory=lambda: {"on-demand": "FARGATE", "spot": "FARGATE_SPOT"})
+    log_group: str = "/ecs/mlbatch"
+    definition_prefix: str = "mlbatch-ecs"  # task definition families are {prefix}-{variant}
+    poll_interval: Duration = timedelta(seconds=15)
+    deferrable: bool = True
+
+    def capacity_provider(self, capacity: str) -> str:
+        try:
+            return self.capacity_providers[capacity]  # type: ignore[index]
+        except KeyError:
+            raise SettingsError(
+                f"no ECS capacity provider for {capacity!r}: set [ecs.capacity_providers] {capacity} = \"<name>\" "
+                "in the settings (GPU steps need an EC2 capacity provider whose instances have GPUs)") from None
 
 
 class ArtifactSettings(_Section):
@@ -62,6 +87,7 @@ class Settings(_Section):
     aws: AwsSettings = AwsSettings()
     image: ImageSettings = ImageSettings()
     batch: BatchSettings = BatchSettings()
+    ecs: EcsSettings = EcsSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
     source: str = "defaults"  # where they were read from, for messages
 
@@ -113,6 +139,13 @@ def _apply_env(data: dict[str, Any], env: os._Environ[str] | dict[str, str]) -> 
                     if value:
                         data.setdefault(section, {}).setdefault("queues", {})[role] = value
                 continue
+            if name == "capacity_providers":
+                for capacity in ("on-demand", "spot", "gpu"):
+                    value = env.get(f"MLBATCH_ECS_CAPACITY_{capacity.upper().replace('-', '_')}")
+                    if value:
+                        data.setdefault(section, {}).setdefault(name, {})[capacity] = value
+                continue
             value = env.get(f"MLBATCH_{section}_{name}".upper())
             if value:
-                data.setdefault(section, {})[name] = value
+                is_list = annotation.model_fields[name].annotation == list[str]
+                data.setdefault(section, {})[name] = [v.strip() for v in value.split(",") if v.strip()] if is_list else value

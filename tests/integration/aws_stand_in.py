@@ -9,7 +9,10 @@ takes the job from RUNNABLE, runs the submitted command with the submitted envir
 process against the same moto S3, ships its output to CloudWatch Logs under the job's
 log stream, and ends the job SUCCEEDED or FAILED by the real exit code. Terminating a
 job kills its process (and an array parent's children). `hold()` keeps jobs RUNNABLE,
-the way a queue without capacity does.
+the way a queue without capacity does. ECS tasks get the same treatment: RunTask's task
+runs its container overrides' command and environment, logs to the task definition's
+awslogs group and prefix, and stops with the real exit code; StopTask kills it.
+moto's own task state machine is frozen so that only the real process moves a task.
 
 What this does not cover: containers and images (the command runs with this checkout's
 interpreter), resource limits inside the container, Batch's own retry attempts and
@@ -29,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from moto.logs.models import logs_backends
 
 PROJECT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -88,14 +93,24 @@ class LocalJobRunner:
         job._start_attempt()
         job.status = "RUNNING"
         self.started.append(job.job_id)
-        command = list(job._get_container_property("command", []))
+        extra = {"AWS_BATCH_JOB_ID": job.job_id}
+        if "index" in job.array_properties:
+            extra["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
+        returncode, lines = self._process(job._get_container_property("command", []),
+                                          job.container_overrides.get("environment", []), extra, lambda: job.stop)
+        self._ship_logs(job, lines)
+        job.exit_code = 137 if job.stop else returncode
+        if job.exit_code != 0 and not job.job_stopped_reason:
+            job.job_stopped_reason = "Essential container in task exited"
+        job._mark_stopped(success=job.exit_code == 0)
+
+    def _process(self, command: list[str], overrides: list[dict[str, str]], extra: dict[str, str],
+                 stopped: Any) -> tuple[int, list[str]]:
+        """Run a container's command as a local process with its environment; killed once `stopped()`."""
+        command = list(command)
         if command and command[0] in ("python", "python3"):
             command[0] = sys.executable
-        env = dict(self.env)
-        env.update({item["name"]: item["value"] for item in job.container_overrides.get("environment", [])})
-        env["AWS_BATCH_JOB_ID"] = job.job_id
-        if "index" in job.array_properties:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
+        env = {**self.env, **{item["name"]: item["value"] for item in overrides}, **extra}
         process = subprocess.Popen(command, env=env, cwd=PROJECT, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         lines: list[str] = []
@@ -103,15 +118,11 @@ class LocalJobRunner:
             raw.decode("utf-8", "replace").rstrip("\n") for raw in process.stdout), daemon=True)
         reader.start()
         while process.poll() is None:
-            if job.stop:
+            if stopped():
                 os.killpg(process.pid, 9)
             time.sleep(0.05)
         reader.join(5)
-        self._ship_logs(job, lines)
-        job.exit_code = 137 if job.stop else process.returncode
-        if job.exit_code != 0 and not job.job_stopped_reason:
-            job.job_stopped_reason = "Essential container in task exited"
-        job._mark_stopped(success=job.exit_code == 0)
+        return process.returncode, lines
 
     @staticmethod
     def _ship_logs(job: Any, lines: list[str]) -> None:
@@ -122,6 +133,54 @@ class LocalJobRunner:
         if lines:
             logs.put_log_events(job._log_group, job.log_stream_name,
                                 [{"timestamp": now, "message": line or " "} for line in lines])
+
+    # moto calls this after its own RunTask created the (Fargate) tasks
+    def accept_tasks(self, backend: Any, tasks: list[Any]) -> None:
+        for task in tasks:
+            task.last_status = "PENDING"
+            task.containers[0].last_status = "PENDING"
+            self._pool.submit(self._run_task_guarded, backend, task)
+
+    def _run_task_guarded(self, backend: Any, task: Any) -> None:
+        try:
+            self._run_task(backend, task)
+        except Exception as exc:  # noqa: BLE001 - a stand-in bug must show as a stopped task, not a hang
+            task.stopped_reason = f"stand-in error: {exc!r}"
+            task.last_status = "STOPPED"
+
+    def _run_task(self, backend: Any, task: Any) -> None:
+        while not self._released.wait(0.05):
+            if task.desired_status == "STOPPED":
+                return  # StopTask while provisioning: moto marked it STOPPED
+        if task.desired_status == "STOPPED":
+            return
+        definition = backend.describe_task_definition(task.task_definition_arn)
+        container_def = definition.container_definitions[0]
+        override = (task.overrides.get("containerOverrides") or [{}])[0]
+        task.last_status = "RUNNING"
+        task.containers[0].last_status = "RUNNING"
+        task.started_at = datetime.now()
+        self.started.append(task.task_arn)
+        returncode, lines = self._process(override.get("command") or container_def.get("command") or [],
+                                          override.get("environment", []), {},
+                                          lambda: task.desired_status == "STOPPED")
+        options = (container_def.get("logConfiguration") or {}).get("options") or {}
+        group = options.get("awslogs-group", "/ecs/mlbatch")
+        stream = f"{options.get('awslogs-stream-prefix', 'ecs')}/{container_def['name']}/{task.id}"
+        logs = logs_backends[backend.account_id][backend.region_name]
+        logs.ensure_log_group(group)
+        logs.ensure_log_stream(group, stream)
+        if lines:
+            now = int(time.time() * 1000)
+            logs.put_log_events(group, stream, [{"timestamp": now, "message": line or " "} for line in lines])
+        task.containers[0].exitCode = 137 if task.desired_status == "STOPPED" else returncode
+        task.containers[0].last_status = "STOPPED"
+        task.stopped_at = datetime.now()
+        if task.desired_status != "STOPPED":  # ended by itself, not by StopTask
+            task.stop_code = "EssentialContainerExited"
+            task.stopped_reason = "Essential container in task exited"
+        task.desired_status = "STOPPED"
+        task.last_status = "STOPPED"
 
     @staticmethod
     def _follow_children(job: Any) -> None:
@@ -183,6 +242,24 @@ class AwsStandIn:
 
             container_details.stand_in = True  # type: ignore[attr-defined]
             Job._container_details = container_details  # type: ignore[method-assign]
+        from moto.ecs.models import EC2ContainerServiceBackend
+        from moto.moto_api import state_manager
+
+        from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+        if not hasattr(NetworkInterface, "private_dns_name"):  # moto 5.2.5's awsvpc RunTask reads it; ENIs lack it
+            NetworkInterface.private_dns_name = property(  # type: ignore[attr-defined]
+                lambda eni: f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal")
+        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})  # only the runner moves
+        run_task = getattr(EC2ContainerServiceBackend.run_task, "original", EC2ContainerServiceBackend.run_task)
+
+        def run_and_start(backend: Any, *args: Any, **kwargs: Any) -> list[Any]:
+            tasks = run_task(backend, *args, **kwargs)
+            runner.accept_tasks(backend, tasks)
+            return tasks
+
+        run_and_start.original = run_task  # type: ignore[attr-defined]
+        EC2ContainerServiceBackend.run_task = run_and_start  # type: ignore[method-assign]
         BatchSimpleBackend._mark_job_as_finished = (  # type: ignore[method-assign]
             lambda backend, include_start_attempt, job: runner.accept(backend, include_start_attempt, job))
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
@@ -192,6 +269,9 @@ class AwsStandIn:
 
         request = urllib.request.Request(f"{self.endpoint}/moto-api/config", method="POST",
                                          data=json.dumps({"batch": {"use_docker": False}}).encode())
+        urllib.request.urlopen(request, timeout=10).read()
+        # moto keeps its state per process: start from nothing, whichever module started one before
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
         urllib.request.urlopen(request, timeout=10).read()
         self._create_resources()
         return self
@@ -223,9 +303,13 @@ class AwsStandIn:
                 {"order": 1, "computeEnvironment": environments[queue_role.split("-")[0]]}])
         self.client("s3").create_bucket(Bucket=BUCKET)
         self.client("logs").create_log_group(logGroupName="/aws/batch/job")
+        self.client("ecs").create_cluster(clusterName="mlbatch", capacityProviders=["FARGATE", "FARGATE_SPOT"])
+        self.subnet, self.security_group = subnet, group
 
     def settings_text(self) -> str:
         queues = "\n".join(f'{role} = "{name}"' for role, name in QUEUES.items())
-        return (f'[aws]\nconn_id = "aws_default"\nregion = "{REGION}"\n\n'
+        return (f'[aws]\nconn_id = "aws_default"\nregion = "{REGION}"\njob_role_arn = "{self.job_role}"\n\n'
                 f'[image]\nrepository = "123456789012.dkr.ecr.{REGION}.amazonaws.com/mlbatch-worker"\ntag = "test"\n\n'
-                f'[batch]\njob_role_arn = "{self.job_role}"\npoll_interval = "0.3s"\n\n[batch.queues]\n{queues}\n')
+                f'[ecs]\ncluster = "mlbatch"\nsubnets = ["{self.subnet}"]\nsecurity_groups = ["{self.security_group}"]\n'
+                f'poll_interval = "0.3s"\n\n'
+                f'[batch]\npoll_interval = "0.3s"\n\n[batch.queues]\n{queues}\n')

@@ -4,41 +4,15 @@ See aws_stand_in.py for what the stand-in does and does not cover.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.integration.airflow_run import dags_test, migrate_db, write_batch
-from tests.integration.aws_stand_in import BUCKET, PROJECT, QUEUES, AwsStandIn
+from tests.integration.airflow_run import dags_test, write_batch
+from tests.integration.aws_stand_in import BUCKET, PROJECT, QUEUES
+from tests.integration.conftest import aws_env
 
 SPECS = PROJECT / "dags" / "specs"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory):
-    stand_in = AwsStandIn().start()
-    settings = tmp_path_factory.mktemp("settings") / "mlbatch.toml"
-    settings.write_text(stand_in.settings_text())
-    stand_in.settings_file = settings
-    saved = dict(os.environ)
-    # this process is the deploy CLI and the backend-level tests' Airflow side
-    os.environ.update({**stand_in.airflow_env(), "MLBATCH_SETTINGS": str(settings)})
-    migrate_db()
-    from mlbatch.cli.deploy import deploy
-
-    assert deploy(SPECS, None, dry_run=False, out=lambda line: None) == 0  # the definitions every test needs
-    try:
-        yield stand_in
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        stand_in.stop()
-
-
-def _env(aws: AwsStandIn, **extra: str) -> dict[str, str]:
-    return {**aws.airflow_env(), "MLBATCH_SETTINGS": str(aws.settings_file), "MLBATCH_BACKEND": "batch", **extra}
 
 
 def _jobs(name_prefix: str) -> list:
@@ -58,12 +32,12 @@ def test_deploy_registers_a_changed_definition_once(aws, capsys):
     from mlbatch.cli.deploy import deploy
 
     assert deploy(SPECS, "v2", dry_run=True) == 0  # a new image tag changes the definition
-    assert "would register  mlbatch-cpu" in capsys.readouterr().out
+    assert "would register  batch mlbatch-cpu" in capsys.readouterr().out
     assert deploy(SPECS, "v2", dry_run=False) == 0
-    assert "registered      mlbatch-cpu" in capsys.readouterr().out
+    assert "registered      batch mlbatch-cpu" in capsys.readouterr().out
     assert deploy(SPECS, "v2", dry_run=False) == 0
     again = capsys.readouterr().out
-    assert "unchanged       mlbatch-cpu" in again and "0 definition(s) registered" in again
+    assert "unchanged       batch mlbatch-cpu" in again and "0 definition(s) registered" in again
     definitions = aws.client("batch").describe_job_definitions(jobDefinitionName="mlbatch-cpu")["jobDefinitions"]
     assert len(definitions) == 2  # the fixture's, and v2's: registered once
     latest = max(definitions, key=lambda d: d["revision"])["containerProperties"]
@@ -99,7 +73,7 @@ def test_a_batch_runs_as_batch_jobs_with_real_outputs(aws, tmp_path):
             resources: {gpu: 1}
     """)
     assert deploy(tmp_path / "specs", None, dry_run=False) == 0
-    result = dags_test(tmp_path, "aws_churn", env=_env(aws))
+    result = dags_test(tmp_path, "aws_churn", env=aws_env(aws, MLBATCH_BACKEND="batch"))
     assert result.returncode == 0, result.output[-4000:]
 
     jobs = {job.job_name.split("__")[1]: job for job in _jobs("aws_churn__")}
@@ -124,7 +98,7 @@ def test_a_batch_runs_as_batch_jobs_with_real_outputs(aws, tmp_path):
     assert "3 children: 3 succeeded" in result.output
     assert "testing" not in _env_of(jobs["train"]).values()  # no credentials travel in a job's environment
 
-    again = dags_test(tmp_path, "aws_churn", env=_env(aws))
+    again = dags_test(tmp_path, "aws_churn", env=aws_env(aws, MLBATCH_BACKEND="batch"))
     assert again.returncode == 0 and again.output.count("cache hit") >= 5
     assert len(_jobs("aws_churn__")) == 5  # all cache hits: nothing submitted
 
@@ -142,7 +116,8 @@ def test_a_retry_resubmits_only_the_failed_shard_and_bad_input_fails_fast(aws, t
             needs: [flaky]
             params: {bad_input: true, message: column churned is missing}
     """)
-    result = dags_test(tmp_path, "aws_retry", env=_env(aws, MLBATCH_BATCH_DEFERRABLE="false"))
+    result = dags_test(tmp_path, "aws_retry",
+                       env=aws_env(aws, MLBATCH_BACKEND="batch", MLBATCH_BATCH_DEFERRABLE="false"))
     assert result.returncode != 0
     first, second = _jobs("aws_retry__flaky")
     assert first.array_properties == {"size": 3}

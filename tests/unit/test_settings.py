@@ -11,8 +11,8 @@ TOML = """
 [aws]
 conn_id = "aws_prod"
 region = "eu-west-1"
-[batch]
 job_role_arn = "arn:aws:iam::1:role/job"
+[batch]
 poll_interval = "5s"
 [batch.queues]
 cpu = "ml-cpu"

@@ -2,7 +2,7 @@
 
 - local: every shard as its own capped OS process on this machine (the embedded default).
 - batch: AWS Batch jobs / array jobs (GPU queues, spot): mlbatch.backends.aws_batch.
-- ecs: Amazon ECS tasks (Fargate or EC2) -- not available yet.
+- ecs: Amazon ECS tasks (Fargate, Fargate Spot, EC2 GPU): mlbatch.backends.ecs.
 
 Backend modules are imported when asked for, never at DAG parse time.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 KNOWN_BACKENDS = ("local", "batch", "ecs")
-AVAILABLE_BACKENDS = ("local", "batch")
 
 
 class UnknownBackendError(ValueError):
-    """The name is not a backend, or names one this version cannot run yet."""
+    """The name is not a backend."""
 
 
 def get_backend(name: str, **options: Any):
@@ -29,9 +28,8 @@ def get_backend(name: str, **options: Any):
         from mlbatch.backends.aws_batch.backend import AwsBatchBackend
 
         return AwsBatchBackend(**options)
-    if key in KNOWN_BACKENDS:
-        raise UnknownBackendError(
-            f"backend {name!r} is not available in this version yet; available: {', '.join(AVAILABLE_BACKENDS)} "
-            "(set 'backend: local' in the spec defaults or MLBATCH_BACKEND=local)"
-        )
+    if key == "ecs":
+        from mlbatch.backends.ecs.backend import EcsBackend
+
+        return EcsBackend(**options)
     raise UnknownBackendError(f"unknown backend {name!r}; expected one of: {', '.join(KNOWN_BACKENDS)}")

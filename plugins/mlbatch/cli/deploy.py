@@ -1,6 +1,7 @@
-"""`python -m mlbatch deploy --image-tag TAG [--dry-run]`: register the Batch job definitions the specs need.
+"""`python -m mlbatch deploy --image-tag TAG [--dry-run]`: register the definitions the specs need.
 
-One definition per worker image any step names (see backends/aws_batch/definitions.py).
+One AWS Batch job definition and one ECS task definition per worker image any step names
+(see backends/aws_batch/definitions.py and backends/ecs/definitions.py).
 Idempotent: a definition whose content is unchanged is not registered again, so CI can
 run it on every tag push. Prints what it registers, or with --dry-run what it would.
 """
@@ -29,9 +30,11 @@ def images_in_specs(specs_dir: Path) -> tuple[set[str], list[str]]:
 
 
 def deploy(specs_dir: Path, image_tag: str | None, dry_run: bool, *, settings: Settings | None = None,
-           jobs: Any = None, out: Callable[[str], None] = print) -> int:
+           jobs: Any = None, tasks: Any = None, out: Callable[[str], None] = print) -> int:
     from mlbatch.backends.aws_batch.client import BatchJobs
     from mlbatch.backends.aws_batch.definitions import plan
+    from mlbatch.backends.ecs import definitions as ecs_definitions
+    from mlbatch.backends.ecs.client import EcsTasks
 
     try:
         settings = settings or load_settings()
@@ -44,20 +47,26 @@ def deploy(specs_dir: Path, image_tag: str | None, dry_run: bool, *, settings: S
             out(f"mlbatch deploy: cannot read {problem}")
         out("mlbatch deploy: fix these specs first (make lint); nothing registered")
         return 1
-    jobs = jobs or BatchJobs(settings.aws.conn_id, settings.aws.region)
-    changes = 0
-    for definition, action in plan(images, settings, image_tag, jobs):
-        if action == "unchanged":
-            out(f"unchanged       {definition.name}  {definition.image}  (content {definition.content_hash})")
-            continue
-        changes += 1
-        if dry_run:
-            out(f"would register  {definition.name}  {definition.image}  (content {definition.content_hash})")
-        else:
-            arn = jobs.register_definition(definition.register_args)
-            out(f"registered      {definition.name}  {definition.image}  -> {arn}")
+    registries = [
+        ("batch", jobs or BatchJobs(settings.aws.conn_id, settings.aws.region), None),
+        ("ecs", tasks or EcsTasks(settings.aws.conn_id, settings.aws.region), ecs_definitions.definition),
+    ]
+    changes = total = 0
+    for kind, registry, make in registries:
+        for definition, action in plan(images, settings, image_tag, registry, make):
+            total += 1
+            what = f"{kind:<5} {definition.name}  {definition.image}"
+            if action == "unchanged":
+                out(f"unchanged       {what}  (content {definition.content_hash})")
+                continue
+            changes += 1
+            if dry_run:
+                out(f"would register  {what}  (content {definition.content_hash})")
+            else:
+                arn = registry.register_definition(definition.register_args)
+                out(f"registered      {what}  -> {arn}")
     verb = "would register" if dry_run else "registered"
-    out(f"{len(images)} image(s), {changes} definition(s) {verb}, {len(images) - changes} unchanged")
+    out(f"{len(images)} image(s), {changes} definition(s) {verb}, {total - changes} unchanged")
     return 0
 
 

@@ -19,7 +19,7 @@ def usage(result: JobResult, step: Any, handle: Any = None) -> dict[str, Any]:
         "memory_mib": result.memory_mib,
         "spot": bool(getattr(handle, "spot", False)),
     }
-    if handle is not None:
-        record["job_id"] = handle.job_id
-        record["queue"] = handle.queue
+    for name in ("job_id", "queue", "capacity_provider"):  # where it ran, as far as the backend says
+        if getattr(handle, name, None):
+            record[name] = getattr(handle, name)
     return {"peak_rss_mib": round(peak, 1), "usage": record}

@@ -34,6 +34,7 @@ class JobRequest(BaseModel):
                           "the same identity is reattached to instead of submitting a second one")
     tags: dict[str, str] = Field(default_factory=dict, description="labels for cost and lookup (dag, run, step, ...)")
     queue: str | None = Field(None, description="queue role for container backends (cpu, gpu, cpu-spot, gpu-spot)")
+    capacity: str = Field("on-demand", description="ECS capacity: on-demand or spot (GPU steps: the GPU provider)")
 
     @field_validator("shard_indices")
     @classmethod

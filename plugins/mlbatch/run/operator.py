@@ -61,10 +61,7 @@ class StepOperator(BaseOperator):
         backend = self._make_backend()
         handle = backend.handle_type.model_validate(saved.handle)
         self._backend_handle = handle
-        if event.get("state") == "not_started":
-            result = backend.starved(handle)
-        else:
-            result = backend.collect(handle)
+        result = backend.finish(handle, event.get("state"))
         summary = self._finish(context, saved.output, saved.shard_count, saved.key, saved.ingredients,
                                saved.todo, saved.started, result, saved.memory_mib)
         return self._recorded(summary, saved.started, context["ti"].try_number)
@@ -127,7 +124,7 @@ class StepOperator(BaseOperator):
         if result is not None:
             from mlbatch.run.cost import usage
 
-            run.update(usage(result, self.step, getattr(self, "_backend_handle", None)))
+            run.update(usage(result, self.step, self._backend_handle))
         manifest = commit_step(output, shard_count, extra={"run": run, "cache": ingredients})
         self._point_latest(output, manifest)
         return self._summary(key, output, manifest, cache_hit=False)
@@ -264,6 +261,7 @@ class StepOperator(BaseOperator):
             start_timeout_s=self.step.start_timeout.total_seconds(),
             identity=key,
             queue=self.step.queue,
+            capacity=self.step.capacity,
             tags={"dag": self.batch_id, "step": self.step.name, "run": context["run_id"], "try": str(try_number),
                   "key": key, "owner": str(self.owner)},
         )
@@ -315,7 +313,7 @@ class StepOperator(BaseOperator):
         except (SettingsError, ValueError) as error:
             raise AirflowFailException(f"step {self.step.name}: {error}") from None
         self._backend_handle = handle
-        deferrable = self.step.deferrable if self.step.deferrable is not None else backend.settings.batch.deferrable
+        deferrable = self.step.deferrable if self.step.deferrable is not None else backend.deferrable_default
         if deferrable:
             # The cache lock is released when this task process leaves; while the job runs, the
             # live job itself keeps a second run with the same key from submitting again (reattach).

@@ -13,9 +13,9 @@ from mlbatch.spec.units import parse_duration, parse_memory
 
 Backend = Literal["local", "batch", "ecs"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-AVAILABLE_BACKENDS = ("local", "batch")
 QueueRole = Literal["cpu", "gpu", "cpu-spot", "gpu-spot"]  # a job queue by role, named in the settings
 QUEUE_ROLES: tuple[str, ...] = get_args(QueueRole)
+Capacity = Literal["on-demand", "spot"]  # ECS: Fargate or Fargate Spot (GPU steps run on the EC2 GPU provider)
 MIN_BATCH_TIMEOUT_S = 60  # AWS Batch rejects a shorter attemptDurationSeconds
 BACKEND_ENV = "MLBATCH_BACKEND"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")

@@ -16,8 +16,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mlbatch.spec.checks import Issue, cross_field_issues, did_you_mean
 from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of this module's interface)
-    AVAILABLE_BACKENDS, BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, MIN_BATCH_TIMEOUT_S, Backend,
-    DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
+    BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, MIN_BATCH_TIMEOUT_S, Backend,
+    Capacity, DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
 )
 from mlbatch.spec.units import parse_memory
 from workers.registry import WORKERS
@@ -72,6 +72,7 @@ class StepDefaults(_Model):
     cache_version: str | None = None  # replaces the code version in cache keys
     queue: QueueRole | None = None  # container backends: job queue by role; None: gpu for GPU steps, else cpu
     deferrable: bool | None = None  # container backends: wait in the triggerer; None: the settings decide
+    capacity: Capacity = "on-demand"  # ECS: Fargate or Fargate Spot
 
 
 class StepSpec(_Model):
@@ -95,6 +96,7 @@ class StepSpec(_Model):
     cache_version: str | None = None
     queue: QueueRole | None = None
     deferrable: bool | None = None
+    capacity: Capacity | None = None
 
 
 AlertEvent = Literal["failure", "retry", "success"]
@@ -149,6 +151,7 @@ class ResolvedStep:
     cache_version: str | None = None
     queue: str | None = None  # queue role for container backends
     deferrable: bool | None = None
+    capacity: str = "on-demand"  # ECS capacity: on-demand or spot
 
 
 class BatchSpec(_Model):
@@ -241,6 +244,7 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
         cache_version=_pick(step.cache_version, defaults.cache_version),
         queue=_pick(step.queue, defaults.queue),
         deferrable=_pick(step.deferrable, defaults.deferrable),
+        capacity=_pick(step.capacity, defaults.capacity),
     )
 
 
@@ -249,25 +253,12 @@ def _pick(own: Any, default: Any) -> Any:
 
 
 def availability_problems(spec: BatchSpec) -> list[Issue]:
-    """Backends that the contract names but this release cannot run yet (kept apart to lift easily)."""
+    """Problems only known with the environment: MLBATCH_BACKEND, and what each backend cannot run."""
     try:
         default_backend = effective_default_backend(spec.defaults)
     except ValueError as exc:
         return [Issue((), str(exc), f"set {BACKEND_ENV} to one of {', '.join(BACKENDS)}, or unset it")]
-    issues = []
-    inherits = [name for name, step in spec.steps.items() if step.backend is None]
-    if inherits and default_backend not in AVAILABLE_BACKENDS:
-        from_env = default_backend != spec.defaults.backend
-        source = f" (from {BACKEND_ENV})" if from_env else ""
-        issues.append(Issue(("defaults", "backend"),
-                            f"backend {default_backend!r}{source} is not available in this release yet",
-                            f"unset {BACKEND_ENV}" if from_env else "use backend: local"))
-    for name, step in spec.steps.items():
-        if step.backend is not None and step.backend not in AVAILABLE_BACKENDS:
-            issues.append(Issue(("steps", name, "backend"),
-                                f"backend {step.backend!r} is not available in this release yet",
-                                "use backend: local"))
-    return issues + container_problems(spec, default_backend)
+    return container_problems(spec, default_backend)
 
 
 def container_problems(spec: BatchSpec, default_backend: str) -> list[Issue]:
@@ -281,12 +272,38 @@ def container_problems(spec: BatchSpec, default_backend: str) -> list[Issue]:
             where = ("steps", name, "queue") if step.queue else ("defaults", "queue")
             issues.append(Issue(where, f"step '{name}' asks for {gpu} GPU but queue {queue!r} has none",
                                 "use queue: gpu or queue: gpu-spot (or leave queue out: GPU steps pick gpu)"))
+        if (step.backend or default_backend) == "ecs":
+            issues += _ecs_problems(name, step, spec.defaults, gpu)
         timeout = step.timeout or spec.defaults.timeout
         if (step.backend or default_backend) == "batch" and timeout.total_seconds() < MIN_BATCH_TIMEOUT_S:
             where = ("steps", name, "timeout") if step.timeout else ("defaults", "timeout")
             issues.append(Issue(where, f"step '{name}' runs on AWS Batch, whose shortest timeout is "
                                 f"{MIN_BATCH_TIMEOUT_S}s; got {timeout.total_seconds():g}s", "use timeout: 1m or more"))
     return issues
+
+
+def _ecs_problems(name: str, step: StepSpec, defaults: StepDefaults, gpu: int) -> list[Issue]:
+    """Fargate runs only its own task sizes and no GPUs; GPU steps go to the EC2 GPU capacity provider."""
+    from mlbatch.backends.ecs import fargate
+
+    capacity = _pick(step.capacity, defaults.capacity)
+    if gpu:
+        if capacity == "spot":
+            where = ("steps", name, "capacity") if step.capacity else ("defaults", "capacity")
+            return [Issue(where, f"step '{name}' asks for {gpu} GPU, but Fargate (Spot) has no GPUs",
+                          "use capacity: on-demand (GPU steps run on the EC2 GPU capacity provider), "
+                          "or backend: batch with queue: gpu-spot")]
+        return []
+    resources = defaults.resources
+    if step.resources is not None:
+        resources = resources.model_copy(update=step.resources.model_dump(include=step.resources.model_fields_set))
+    if fargate.is_valid(resources.vcpu, resources.memory):
+        return []
+    where = ("steps", name, "resources") if step.resources else ("defaults", "resources")
+    size = fargate.nearest(resources.vcpu, resources.memory)
+    return [Issue(where, f"step '{name}' runs on Fargate, which has no task size "
+                  f"{fargate.format_size(resources.vcpu, resources.memory)}",
+                  f"use the nearest Fargate size, resources: {fargate.format_size(*size)}")]
 
 
 # Where each kind of mapping sits in a spec ("*" is any step name): for 'did you mean' on unknown fields.

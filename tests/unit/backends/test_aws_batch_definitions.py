@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from mlbatch.backends.aws_batch.definitions import CONTENT_TAG, definition, definition_name, plan, resolve_image
-from mlbatch.settings import BatchSettings, ImageSettings, Settings
+from mlbatch.settings import AwsSettings, BatchSettings, ImageSettings, Settings
 
 SETTINGS = Settings(image=ImageSettings(repository="1.dkr.ecr.eu-west-1.amazonaws.com/mlbatch-worker", tag="abc"),
-                    batch=BatchSettings(job_role_arn="arn:job", execution_role_arn="arn:exec", log_group="/ml"))
+                    aws=AwsSettings(job_role_arn="arn:job", execution_role_arn="arn:exec"),
+                    batch=BatchSettings(log_group="/ml"))
 
 
 def test_spec_images_name_variants_of_the_deployment_image():

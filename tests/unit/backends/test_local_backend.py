@@ -548,8 +548,6 @@ def test_request_validation() -> None:
 
 def test_get_backend() -> None:
     assert isinstance(get_backend("local", log=print), LocalBackend)
-    with pytest.raises(UnknownBackendError, match="not available"):
-        get_backend("ecs")
     with pytest.raises(UnknownBackendError, match="unknown backend 'k8s'"):
         get_backend("k8s")
 

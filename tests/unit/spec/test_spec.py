@@ -255,17 +255,29 @@ def test_param_out_of_range_and_missing_required_param(tmp_path):
     assert "params: {mib: ...}" in by_step["b"].fix
 
 
-def test_backend_ecs_is_reported_unavailable_but_kept_in_the_model(tmp_path):
-    path = write(tmp_path, FULL_SPEC.replace("    retries: 0\n", "    retries: 0\n    backend: ecs\n"))
+def test_every_backend_of_the_contract_is_accepted(tmp_path):
+    for backend in ("local", "batch", "ecs"):
+        path = write(tmp_path, FULL_SPEC.replace("    retries: 0\n", f"    retries: 0\n    backend: {backend}\n")
+                     .replace("resources: {memory: 4Gi}", "resources: {memory: 4Gi}" if backend != "ecs" else
+                              "resources: {vcpu: 2, memory: 4Gi}"))
+        assert load_spec(path).resolved_steps()["train"].backend == backend
+
+
+def test_an_ecs_step_needs_a_fargate_size_and_lint_names_the_nearest(tmp_path):
+    path = write(tmp_path, FULL_SPEC.replace("    retries: 0\n", "    retries: 0\n    backend: ecs\n")
+                 .replace("resources: {memory: 4Gi}", "resources: {vcpu: 1, memory: 1Gi}"))
     problem = the_problem(path)
-    assert (problem.step, problem.field) == ("train", "steps.train.backend")
-    assert str(problem).endswith(
-        "step 'train', field 'backend': backend 'ecs' is not available in this release yet. Fix: use backend: local")
-    # The model itself accepts it: only the availability check refuses it.
-    import yaml
-    spec = BatchSpec.model_validate(yaml.safe_load(path.read_text()))
-    assert spec.resolved_steps()["train"].backend == "ecs"
-    assert len(availability_problems(spec)) == 1
+    assert problem.field == "steps.train.resources"
+    assert problem.message == "step 'train' runs on Fargate, which has no task size {vcpu: 1, memory: 1Gi}"
+    assert problem.fix == "use the nearest Fargate size, resources: {vcpu: 1, memory: 2Gi}"
+
+
+def test_a_gpu_step_on_fargate_spot_is_an_error_with_the_fix(tmp_path):
+    path = write(tmp_path, FULL_SPEC.replace("    retries: 0\n", "    retries: 0\n    backend: ecs\n    capacity: spot\n")
+                 .replace("resources: {memory: 4Gi}", "resources: {gpu: 1}"))
+    problem = the_problem(path)
+    assert problem.field == "steps.train.capacity"
+    assert "Fargate (Spot) has no GPUs" in problem.message and "capacity: on-demand" in problem.fix
 
 
 def test_a_batch_step_takes_queue_and_deferrable(tmp_path):
@@ -295,13 +307,6 @@ def test_an_unknown_queue_role_names_the_roles(tmp_path):
     assert problem.field == "steps.train.queue" and "'gpu-spot'" in problem.message
 
 
-def test_unavailable_default_backend_is_reported_once(tmp_path):
-    problem = the_problem(write(tmp_path, FULL_SPEC.replace("  backend: local", "  backend: ecs")))
-    assert (problem.step, problem.field, problem.line) == (None, "defaults.backend", 9)
-    assert line_of(tmp_path / "churn.yaml", "backend: ecs") == 9
-    assert problem.message == "backend 'ecs' is not available in this release yet"
-
-
 def test_unknown_backend_is_a_validation_error(tmp_path):
     problem = the_problem(write(tmp_path, FULL_SPEC.replace("  backend: local", "  backend: lokal")))
     assert problem.field == "defaults.backend" and "'local'" in problem.message and "'lokal'" in problem.message
@@ -314,9 +319,11 @@ def test_mlbatch_backend_env_replaces_only_the_default_backend(tmp_path, monkeyp
     steps = spec.resolved_steps()
     assert steps["train"].backend == "local"  # set by the step itself
     assert {steps[n].backend for n in ("features", "ensemble", "score")} == {"batch"}
-    monkeypatch.setenv("MLBATCH_BACKEND", "ecs")
-    problem = the_problem(tmp_path / "churn.yaml")  # a backend this release cannot run yet is refused
-    assert problem.field == "defaults.backend" and "MLBATCH_BACKEND" in problem.message
+    monkeypatch.setenv("MLBATCH_BACKEND", "ecs")  # and the moved steps are checked against Fargate's sizes
+    problems = problems_of(tmp_path / "churn.yaml")
+    assert {p.message.split("'")[1] for p in problems} == {"features", "ensemble", "score"}  # train stays local
+    assert all(p.field == "defaults.resources" and "{vcpu: 2, memory: 2Gi}" in p.message for p in problems)
+    assert problems[0].fix == "use the nearest Fargate size, resources: {vcpu: 2, memory: 4Gi}"
 
 
 def test_invalid_mlbatch_backend_env_is_reported(tmp_path, monkeypatch):

@@ -136,6 +136,14 @@ class AwsBatchBackend:
                 return self.starved(handle)
             self._sleep(self.settings.batch.poll_interval.total_seconds())
 
+    @property
+    def deferrable_default(self) -> bool:
+        return self.settings.batch.deferrable
+
+    def finish(self, handle: BatchHandle, state: str | None) -> JobResult:
+        """The result after the triggerer reported `state` ('done' or 'not_started')."""
+        return self.starved(handle) if state == "not_started" else self.collect(handle)
+
     def trigger(self, handle: BatchHandle, resume: dict[str, Any] | None = None) -> Any:
         from mlbatch.backends.aws_batch.trigger import BatchStepTrigger
 

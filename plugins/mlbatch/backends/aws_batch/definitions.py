@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from mlbatch.settings import Settings
 
@@ -60,10 +60,10 @@ def definition(image: str, settings: Settings, tag: str | None = None) -> Defini
         "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
         "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": settings.batch.log_group}},
     }
-    if settings.batch.job_role_arn:
-        container["jobRoleArn"] = settings.batch.job_role_arn
-    if settings.batch.execution_role_arn:
-        container["executionRoleArn"] = settings.batch.execution_role_arn
+    if settings.aws.job_role_arn:
+        container["jobRoleArn"] = settings.aws.job_role_arn
+    if settings.aws.execution_role_arn:
+        container["executionRoleArn"] = settings.aws.execution_role_arn
     name = definition_name(image, settings)
     body = {"jobDefinitionName": name, "type": "container", "platformCapabilities": ["EC2"],
             "containerProperties": container, "propagateTags": True}
@@ -71,11 +71,13 @@ def definition(image: str, settings: Settings, tag: str | None = None) -> Defini
     return Definition(name, resolved, digest, {**body, "tags": {CONTENT_TAG: digest, "mlbatch:image": resolved}})
 
 
-def plan(images: set[str], settings: Settings, tag: str | None, jobs: Any) -> list[tuple[Definition, str]]:
-    """For each image: its definition and 'unchanged' or 'register' (new or changed content)."""
+def plan(images: set[str], settings: Settings, tag: str | None, jobs: Any,
+         make: Callable[[str, Settings, str | None], Definition] | None = None) -> list[tuple[Definition, str]]:
+    """For each image: its definition (Batch's, or what `make` builds) and 'unchanged' or 'register'."""
+    make = make or definition
     result = []
     for image in sorted(images):
-        wanted = definition(image, settings, tag)
+        wanted = make(image, settings, tag)
         current = jobs.active_definition(wanted.name)
         same = current is not None and (current.get("tags") or {}).get(CONTENT_TAG) == wanted.content_hash
         result.append((wanted, "unchanged" if same else "register"))

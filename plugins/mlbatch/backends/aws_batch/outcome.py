@@ -90,7 +90,7 @@ def starvation_reason(start_timeout_s: float | None, queue: str, environments: l
             f"Compute environments: {said}")
 
 
-def summary_line(name: str, statuses: dict[int, str]) -> str:
+def summary_line(name: str, statuses: dict[int, str], noun: str = "children") -> str:
     """'churn.train: 5 children: 3 succeeded, 2 failed (shards 1,4)'."""
     counts: dict[str, list[int]] = {}
     for shard, status in sorted(statuses.items()):
@@ -98,4 +98,4 @@ def summary_line(name: str, statuses: dict[int, str]) -> str:
     parts = [f"{len(shards)} {status.lower()}" for status, shards in sorted(counts.items())]
     failed = counts.get("FAILED", [])
     tail = f" (shards {','.join(map(str, failed[:50]))}{',...' if len(failed) > 50 else ''})" if failed else ""
-    return f"{name}: {len(statuses)} children: {', '.join(parts)}{tail}"
+    return f"{name}: {len(statuses)} {noun}: {', '.join(parts)}{tail}"

@@ -1,0 +1,46 @@
+"""ECS task definitions, one family per worker image, registered by `deploy` only when changed.
+
+Same rules as the Batch job definitions (backends/aws_batch/definitions.py): images name
+variants of the deployment's worker image; the content hash lives in a tag. Task size
+is overridden per task, so the definition carries a small default.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from mlbatch.backends.aws_batch.definitions import CONTENT_TAG, Definition, resolve_image, variant
+from mlbatch.backends.ecs.client import LOG_STREAM_PREFIX
+from mlbatch.backends.ecs.submission import CONTAINER
+from mlbatch.settings import Settings
+
+
+def family(image: str, settings: Settings) -> str:
+    return f"{settings.ecs.definition_prefix}-{variant(image)}"[:255]
+
+
+def definition(image: str, settings: Settings, tag: str | None = None) -> Definition:
+    resolved = resolve_image(image, settings, tag)
+    options = {"awslogs-group": settings.ecs.log_group, "awslogs-stream-prefix": LOG_STREAM_PREFIX}
+    if settings.aws.region:
+        options["awslogs-region"] = settings.aws.region
+    body: dict[str, Any] = {
+        "family": family(image, settings),
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE", "EC2"],
+        "cpu": "1024",
+        "memory": "2048",
+        "containerDefinitions": [{
+            "name": CONTAINER, "image": resolved, "essential": True,
+            "memoryReservation": 256,  # a soft floor only: the hard limit is the task's size, set per task
+            "command": ["python", "-m", "workers", "list"],  # every task overrides it
+            "logConfiguration": {"logDriver": "awslogs", "options": options},
+        }],
+    }
+    if settings.aws.job_role_arn:
+        body["taskRoleArn"] = settings.aws.job_role_arn
+    if settings.aws.execution_role_arn:
+        body["executionRoleArn"] = settings.aws.execution_role_arn
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return Definition(body["family"], resolved, digest, {**body, "tags": {CONTENT_TAG: digest, "mlbatch:image": resolved}})
