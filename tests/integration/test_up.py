@@ -178,23 +178,26 @@ def _batch_job(name_prefix: str):
 def test_a_batch_step_waits_in_the_triggerer_and_mark_failed_terminates_its_job(stack):
     stack.api("PATCH", "/api/v2/dags/aws_deferred", {"is_paused": False})
     path = "/api/v2/dags/aws_deferred/dagRuns/{}/taskInstances/remote"
+    first = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None})["dag_run_id"]
+    assert _wait_for(lambda: stack.api("GET", f"/api/v2/dags/aws_deferred/dagRuns/{first}")["state"] == "success",
+                     within_s=180, every_s=1.0)
+    logs = "\n".join(log.read_text() for log in (stack.home / "logs").glob(f"dag_id=aws_deferred/run_id={first}/**/*.log"))
+    assert "submitted AWS Batch job" in logs and "[worker] sleeping 1s" in logs  # collected after the deferral
+    assert "Trigger fired event" in logs  # the wait ran in the triggerer
+
+    # Last in this module: the killed trigger's row id may be reused by the next run's trigger (SQLite).
     stack.aws.runner.hold()  # the job waits in RUNNABLE, as in a queue without capacity
     try:
-        first = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None})["dag_run_id"]
-        assert _wait_for(lambda: stack.api("GET", path.format(first))["state"] == "deferred", within_s=180,
+        second = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None,
+                                                                         "conf": {"cache": "refresh"}})["dag_run_id"]
+        assert _wait_for(lambda: stack.api("GET", path.format(second))["state"] == "deferred", within_s=180,
                          every_s=1.0), "the step never handed its wait to the triggerer"
-        stack.api("PATCH", path.format(first), {"new_state": "failed"})
+        stack.api("PATCH", path.format(second), {"new_state": "failed"})
         job = _batch_job("aws_deferred__remote")
         assert _wait_for(lambda: job.stop, within_s=60, every_s=0.5), "mark failed left the Batch job running"
         assert job.job_stopped_reason.startswith("mlbatch: cancelled")
     finally:
         stack.aws.runner.release()
-
-    second = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None})["dag_run_id"]
-    assert _wait_for(lambda: stack.api("GET", f"/api/v2/dags/aws_deferred/dagRuns/{second}")["state"] == "success",
-                     within_s=180, every_s=1.0)
-    logs = "\n".join(log.read_text() for log in (stack.home / "logs").glob(f"dag_id=aws_deferred/run_id={second}/**/*.log"))
-    assert "submitted AWS Batch job" in logs and "[worker] sleeping 1s" in logs  # collected after the deferral
 
 
 def test_ctrl_c_stops_every_part(stack):

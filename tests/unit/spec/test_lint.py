@@ -143,18 +143,19 @@ def test_commands_are_registered_in_one_list():
 
 
 def test_alert_connection_that_is_not_defined_is_a_warning(tmp_path, monkeypatch):
-    from mlbatch.spec.lint import lint_paths
     from tests.integration.airflow_run import migrate_db
 
     migrate_db()  # lint looks in the metadata DB when the environment does not define it
     spec = tmp_path / "alerting.yaml"
     spec.write_text("alerts: {slack: slack_nowhere}\nsteps:\n  only: {run: check.noop}\n")
+    # through the CLI, in a fresh process: what a user runs, unaffected by Airflow state other tests left here
     monkeypatch.delenv("AIRFLOW_CONN_SLACK_NOWHERE", raising=False)
-    [problem] = lint_paths([spec])
-    assert problem.severity == "warning"
-    assert "slack_nowhere" in problem.message and "airflow connections add slack_nowhere" in problem.fix
+    missing = run_cli(str(spec))
+    assert missing.returncode == 0  # a warning, not an error
+    assert "slack_nowhere" in missing.stdout and "airflow connections add slack_nowhere" in missing.stdout
+    assert "0 error(s), 1 warning(s)" in missing.stdout
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_NOWHERE", '{"conn_type": "slackwebhook", "password": "x"}')
-    assert lint_paths([spec]) == []
+    assert "0 error(s), 0 warning(s)" in run_cli(str(spec)).stdout
 
 
 def test_on_oom_max_not_above_the_budget_is_a_warning(tmp_path):
