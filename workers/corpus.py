@@ -51,12 +51,13 @@ def articles(request: StepRequest) -> ShardResult:
         df[col] = df[col].astype("string")
     uri = artifacts.write_parquet(request.shard_path("articles.parquet"), df)
     versions = {name: _version(name) for name in s.packages}
+    # where the texts come from: the package versions decide the corpus
+    sources = artifacts.write_json(request.shard_path("sources.json"), {"package_versions": versions})
     print(f"articles.corpus: {len(df)} articles from {', '.join(f'{k} {v}' for k, v in versions.items())}")
     return ShardResult(
         counts={"rows": len(df), "topics": int(df["topic"].nunique())},
-        metrics={"mean_chars": float(df["text"].str.len().mean()), "package_versions": versions,
-                 "last_day": str(days[-1])},
-        outputs={"articles": uri},
+        metrics={"mean_chars": round(float(df["text"].str.len().mean()), 1), "last_day": str(days[-1])},
+        outputs={"articles": uri, "sources": sources},
     )
 
 

@@ -57,6 +57,8 @@ def test_corpus_step_output(small):
     assert df["article_id"].tolist() == list(range(1, TEXTS + 1))
     assert {"title", "text", "package", "topic", "published"} <= set(df.columns)
     assert df["published"].is_monotonic_increasing and df["published"].nunique() == 7
+    sources = artifacts.read_json(str(Path(small["articles"], "shard-00000", "sources.json")))
+    assert set(sources["package_versions"]) == {"numpy", "pandas", "sklearn", "scipy", "torch", "pyarrow"}
 
 
 def test_corpus_unknown_package_is_bad_input():
