@@ -15,7 +15,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export MLBATCH_ARTIFACTS ?= $(CURDIR)/artifacts
 LOCAL_VCPU := $(shell nproc)
 
-.PHONY: install demo test up bench lint airflow-init clean
+.PHONY: install demo demo-articles test up bench lint airflow-init clean
 
 install: $(STAMP)
 $(STAMP): requirements.txt requirements-worker.txt
@@ -33,6 +33,10 @@ lint: install
 
 demo: airflow-init lint
 	$(BIN)/python -m mlbatch demo churn_training churn_scoring
+
+# The GPU example (sentence embeddings of 10,000 articles + recommendations): a few minutes on 2 CPUs
+demo-articles: airflow-init lint
+	$(BIN)/python -m mlbatch demo article_recommendation
 
 test: install
 	$(BIN)/python -m pytest

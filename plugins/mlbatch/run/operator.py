@@ -245,6 +245,8 @@ class StepOperator(BaseOperator):
             "shard_count": shard_count,
         }
         env = {"MLBATCH_TRY_NUMBER": str(try_number), "MLBATCH_ARTIFACTS": artifact_root()}
+        if self.step.gpu:  # a GPU worker says so in its log when it finds none and falls back to CPU
+            env["MLBATCH_GPU"] = str(self.step.gpu)
         if not remote:  # a container has its own code; a local worker imports this checkout's workers/
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
         return JobRequest(

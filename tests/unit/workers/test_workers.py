@@ -280,7 +280,8 @@ def test_cli_list():
     assert out.returncode == 0
     assert {line.split()[0] for line in out.stdout.splitlines()} == {
         "features.synthetic", "train.gbdt", "ensemble.average", "predict.batch",
-        "check.noop", "check.sleep", "check.memory", "check.fail"}
+        "check.noop", "check.sleep", "check.memory", "check.fail",
+        "articles.corpus", "history.synthetic", "embed.text", "recommend.topk"}
 
 
 def test_cli_runs_and_commits_a_shard(tmp_path):
