@@ -120,9 +120,16 @@ def stack(tmp_path_factory):
     finally:
         aws.stop()
         slack.__exit__(None, None, None)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:  # a test failed before the Ctrl-C test: stop the stack the same way
+            family = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            for process in psutil.wait_procs(family, timeout=30)[1]:
+                process.kill()  # airflow standalone runs in a process group of its own
 
 
 def test_the_ui_lists_the_batches(stack):
