@@ -54,7 +54,8 @@ def _list() -> int:
     width = max(len(name) for name in WORKERS)
     for name, info in sorted(WORKERS.items()):
         params = ", ".join(info.params.model_fields) or "-"
-        print(f"{name:<{width}}  {info.summary}  [params: {params}]")
+        metrics = f"; metrics: {', '.join(info.metrics)}" if info.metrics else ""
+        print(f"{name:<{width}}  {info.summary}  [params: {params}{metrics}]")
     return 0
 
 

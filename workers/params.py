@@ -36,6 +36,17 @@ class PredictParams(_Params):
                               json_schema_extra={"mlbatch_input": "latest"})  # the model it points at is in the cache key
 
 
+class DriftParams(_Params):
+    reference: str = Field(..., description="the table to compare with: 'BATCH.STEP' (that step's latest committed "
+                                            "output, e.g. the training features) or the name of an input step",
+                           json_schema_extra={"mlbatch_input": "latest"})  # what it points at is in the cache key
+    method: Literal["psi", "ks"] = Field("psi", description="psi: population stability index over reference "
+                                                            "quantile bins; ks: Kolmogorov-Smirnov statistic")
+    bins: int = Field(10, ge=2, le=100, description="psi: quantile bins of the reference")
+    columns: list[str] | None = Field(None, description="numeric columns to compare (default: every numeric "
+                                                        "feature both tables have)")
+
+
 class NoopParams(_Params):
     pass
 

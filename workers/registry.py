@@ -20,6 +20,7 @@ class WorkerInfo:
     target: str  # "module:function", imported only when the worker runs
     params: type[BaseModel]
     summary: str
+    metrics: tuple[str, ...] = ()  # the step metrics it reports: what a gate may read (checked by lint)
 
     def load(self) -> Callable:
         module_name, func_name = self.target.split(":")
@@ -34,9 +35,12 @@ WORKERS: dict[str, WorkerInfo] = {
         WorkerInfo("train.gbdt", "workers.train:gbdt", p.TrainParams,
                    "Gradient boosting; one cross-validation fold per shard"),
         WorkerInfo("ensemble.average", "workers.ensemble:average", p.EnsembleParams,
-                   "Average the fold models; report out-of-fold AUC and log loss"),
+                   "Average the fold models; report out-of-fold AUC and log loss", ("auc", "logloss", "folds")),
         WorkerInfo("predict.batch", "workers.predict:batch", p.PredictParams,
-                   "Score feature rows with a model; one slice of rows per shard"),
+                   "Score feature rows with a model; one slice of rows per shard", ("mean_score", "auc")),
+        WorkerInfo("drift.features", "workers.drift:features", p.DriftParams,
+                   "Drift of each feature between a reference table and a new one (PSI or KS)",
+                   ("drift", "drift_mean")),
         WorkerInfo("articles.corpus", "workers.corpus:articles", p.CorpusParams,
                    "Articles built offline from the docstrings of installed packages (deterministic)"),
         WorkerInfo("history.synthetic", "workers.corpus:history", p.HistoryParams,
@@ -48,9 +52,9 @@ WORKERS: dict[str, WorkerInfo] = {
         WorkerInfo("check.noop", "workers.checks:noop", p.NoopParams,
                    "Do nothing and commit an empty output (overhead checks)"),
         WorkerInfo("check.sleep", "workers.checks:sleep", p.SleepParams,
-                   "Sleep for a while (timeouts, concurrency)"),
+                   "Sleep for a while (timeouts, concurrency)", ("slept_s",)),
         WorkerInfo("check.memory", "workers.checks:memory", p.MemoryParams,
-                   "Hold a given amount of resident memory (memory budgets)"),
+                   "Hold a given amount of resident memory (memory budgets)", ("peak_rss_mib",)),
         WorkerInfo("check.fail", "workers.checks:fail", p.FailParams,
                    "Fail on chosen tries/shards, as bad input or as a crash (retries, alerts)"),
     ]

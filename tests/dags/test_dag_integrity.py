@@ -40,6 +40,17 @@ def test_dag_has_owner_retries_tags_and_docs(loader):
         assert task.execution_timeout is not None
 
 
+def test_every_asset_a_batch_waits_for_is_emitted_by_a_step_of_another_batch():
+    bag = _dagbag(DAGS)
+    emitted = {outlet: dag.dag_id for dag in bag.dags.values() for task in dag.tasks for outlet in task.outlets}
+    awaited = {dag.dag_id: dag.timetable.asset_condition.objects
+               for dag in bag.dags.values() if getattr(dag.timetable, "asset_condition", None) is not None}
+    assert [a.name for a in awaited["churn_scoring"]] == ["churn_training.ensemble"]  # scoring follows training
+    for dag_id, assets in awaited.items():
+        for asset in assets:
+            assert emitted.get(asset) not in (None, dag_id), f"{dag_id} waits for {asset.name}: no other batch emits it"
+
+
 def test_every_spec_has_a_loader():
     specs = {p.stem for p in (DAGS / "specs").glob("*.yaml")}
     loaders = {p.stem for p in DAGS.glob("*.py")}

@@ -40,3 +40,15 @@ def airflow(dags_dir: Path, *args: str, env: dict[str, str] | None = None, timeo
 def dags_test(dags_dir: Path, dag_id: str, env: dict[str, str] | None = None) -> DagTestResult:
     proc = airflow(dags_dir, "dags", "test", dag_id, env=env)
     return DagTestResult(proc.returncode, proc.stdout + proc.stderr)
+
+
+def asset_events(dag_id: str, step: str) -> list[dict]:
+    """The extras of the Airflow asset events of a batch step, oldest first (from the metadata DB)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = (select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                 .where(AssetModel.name == f"{dag_id}.{step}").order_by(AssetEvent.id))
+        return [dict(event.extra or {}) for event in session.scalars(query)]

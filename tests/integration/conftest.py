@@ -1,4 +1,4 @@
-"""Fixtures shared by the integration tests: the local AWS stand-in, one per module."""
+"""Fixtures shared by the integration tests: the Slack stand-in, and the local AWS stand-in (one per module)."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,14 @@ import pytest
 
 from tests.integration.airflow_run import migrate_db
 from tests.integration.aws_stand_in import PROJECT, AwsStandIn
+from tests.integration.slack_server import RecordingWebhook
+
+
+@pytest.fixture
+def slack():
+    """The Slack stand-in, recording what each test's alerts post."""
+    with RecordingWebhook() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from mlbatch.cli.report import collect
 from tests.integration.airflow_run import dags_test, migrate_db, write_batch
-from tests.integration.slack_server import RecordingWebhook, slack_connection_env
+from tests.integration.slack_server import slack_connection_env
 
 pytestmark = pytest.mark.slow
 CONN = "slack_test_alerts"
@@ -16,12 +16,6 @@ CONN = "slack_test_alerts"
 @pytest.fixture(scope="module", autouse=True)
 def _db():
     migrate_db()
-
-
-@pytest.fixture
-def slack():
-    with RecordingWebhook() as server:
-        yield server
 
 
 def _run(tmp_path, name, steps_yaml, env):

@@ -1,9 +1,10 @@
 """Cached step outputs end to end through real Airflow (`airflow dags test`) with the local backend."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -237,10 +238,17 @@ def test_a_worker_killed_mid_run_leaves_only_its_work_to_redo(tmp_path, artifact
 
 
 def _private_airflow_home(tmp_path: Path) -> Path:
-    """A copy of the migrated metadata DB: two `airflow dags test` at once on one SQLite file lock each other out."""
+    """A copy of the migrated metadata DB: two `airflow dags test` at once on one SQLite file lock each other out.
+
+    Copied through SQLite's backup API, never as a file: closing a plain file handle on the DB drops
+    every lock this process's own connections hold on it (POSIX), and the next `airflow` process to
+    close the DB then deletes its write-ahead log from under them ("database disk image is malformed").
+    """
     home = tmp_path / "airflow_home_2"
     home.mkdir()
-    shutil.copy(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db", home / "airflow.db")
+    with contextlib.closing(sqlite3.connect(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db")) as source, \
+            contextlib.closing(sqlite3.connect(home / "airflow.db")) as copy:
+        source.backup(copy)
     return home
 
 

@@ -20,6 +20,7 @@ def step_alert(context: dict[str, Any]) -> StepAlert:
     ti = context["ti"]
     error = context.get("exception")
     details = getattr(error, "details", None)
+    next_step = getattr(details, "next_step", None)
     if details is not None:
         failure, reason, tail = details.failure.value, details.reason, details.stderr_tail
     elif type(error).__name__ == "AirflowTaskTimeout":
@@ -29,7 +30,7 @@ def step_alert(context: dict[str, Any]) -> StepAlert:
     return StepAlert(
         dag_id=ti.dag_id, step=ti.task_id, run_id=ti.run_id, try_number=ti.try_number,
         max_tries=ti.max_tries + 1, failure=failure, reason=reason, stderr_tail=tuple(tail),
-        log_url=getattr(ti, "log_url", None),
+        log_url=getattr(ti, "log_url", None), next_step=next_step,
     )
 
 

@@ -25,6 +25,7 @@ class StepAlert:
     reason: str
     stderr_tail: tuple[str, ...] = field(default_factory=tuple)
     log_url: str | None = None
+    next_step: str | None = None  # replaces the class's usual next step (e.g. for a metric gate)
 
 
 def failure_text(alert: StepAlert, *, retrying: bool = False) -> str:
@@ -39,7 +40,7 @@ def failure_text(alert: StepAlert, *, retrying: bool = False) -> str:
         f"*Run:* `{alert.run_id}`",
     ]
     if not retrying:
-        lines.append(f"*Next step:* {NEXT_STEP.get(alert.failure, NEXT_STEP['code_error'])}")
+        lines.append(f"*Next step:* {alert.next_step or NEXT_STEP.get(alert.failure, NEXT_STEP['code_error'])}")
     if alert.stderr_tail:
         tail = "\n".join(line[:300] for line in alert.stderr_tail[-5:])
         lines.append(f"*Last stderr lines:*\n```{tail}```")

@@ -16,7 +16,8 @@ dag = build_dag(__file__, "specs/{name}.yaml")
 
 SPEC = '''# {name}: edit the steps, then `python -m mlbatch lint` and `airflow dags test {name}`.
 description: Describe what this batch produces
-schedule: null                 # cron ("0 3 * * *"), a preset (@daily) or null for manual runs
+schedule: null                 # cron ("0 3 * * *"), a preset (@daily), null for manual runs,
+                               # or {{after: [other_batch.step]}}: when that step publishes a new output
 owner: ml-platform
 tags: []
 defaults:

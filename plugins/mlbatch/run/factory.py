@@ -11,6 +11,7 @@ from pathlib import Path
 from airflow.sdk import DAG
 
 from mlbatch.alerts.slack import SlackAlerts
+from mlbatch.run.assets import dag_schedule, step_asset
 from mlbatch.run.operator import StepOperator
 from mlbatch.spec.loader import load_spec
 
@@ -31,7 +32,7 @@ def build_dag(loader_file: str, spec_relpath: str) -> DAG:
         dag_id=spec.dag_id,
         description=spec.description,
         doc_md=_doc(spec, spec_path),
-        schedule=spec.schedule,
+        schedule=dag_schedule(spec.schedule),
         start_date=start,
         catchup=spec.catchup,
         max_active_runs=spec.max_active_runs,
@@ -63,15 +64,20 @@ def _task(dag_id: str, step, callbacks: dict, record_run: bool) -> StepOperator:
         **backoff,
         **callbacks,
         execution_timeout=step.timeout + TIMEOUT_GRACE,
+        outlets=[step_asset(dag_id, step.name)],  # an event when its latest.json moves (mlbatch.run.assets)
         # Local steps queue in one pool sized to the machine; the exact per-process vcpu
         # admission happens in the local backend (shard counts are only known at run time).
         pool=LOCAL_POOL if local else "default_pool",
-        doc_md=f"Runs worker `{step.run}` ({step.vcpu:g} vcpu, {step.memory_mib} MiB, backend {step.backend}).",
+        doc_md=f"Runs worker `{step.run}` ({step.vcpu:g} vcpu, {step.memory_mib} MiB, backend {step.backend})."
+               + (f" Published only when `{step.gate.rule}`." if step.gate else ""),
     )
 
 
 def _doc(spec, spec_path: Path) -> str:
     lines = [spec.description or f"Batch {spec.dag_id}", "", f"Spec: `{spec_path.name}`", ""]
+    if after := getattr(spec.schedule, "after", None):
+        cron = f", and on `{spec.schedule.cron}`" if spec.schedule.cron else ""
+        lines += [f"Runs when {', '.join(f'`{ref}`' for ref in after)} committed a new output{cron}.", ""]
     lines += ["| step | worker | needs | shards |", "|---|---|---|---|"]
     for name, step in spec.resolved_steps().items():
         shards = step.shards if isinstance(step.shards, int) else f"per {step.shards.per} of {step.shards.step}.{step.shards.count}"

@@ -71,6 +71,7 @@ class StepOperator(BaseOperator):
 
         self._redact = mask_secret_env()
         self._run_id = context["run_id"]
+        self._outlet_events = context.get("outlet_events")
 
     def _recorded(self, summary: dict[str, Any], started: float, try_number: int) -> dict[str, Any]:
         if self.record_run:
@@ -126,7 +127,7 @@ class StepOperator(BaseOperator):
 
             run.update(usage(result, self.step, self._backend_handle))
         manifest = commit_step(output, shard_count, extra={"run": run, "cache": ingredients})
-        self._point_latest(output, manifest)
+        self._publish(key, output, manifest, cache_hit=False)
         return self._summary(key, output, manifest, cache_hit=False)
 
     def on_kill(self) -> None:
@@ -188,7 +189,7 @@ class StepOperator(BaseOperator):
         run = manifest.get("run") or {}
         self.log.info("cache hit %s (computed by run %s at %s)", key, run.get("run_id", "?"),
                       manifest.get("committed_at", "?"))
-        self._point_latest(output, manifest)
+        self._publish(key, output, manifest, cache_hit=True)
         return self._summary(key, output, manifest, cache_hit=True)
 
     @staticmethod
@@ -208,18 +209,28 @@ class StepOperator(BaseOperator):
             "cache_hit": cache_hit,
         }
 
-    def _point_latest(self, output: str, manifest: dict[str, Any]) -> None:
-        """Point the step's latest.json here; left alone when it already does (a hit rewrites nothing)."""
+    def _publish(self, key: str, output: str, manifest: dict[str, Any], *, cache_hit: bool) -> None:
+        """Past its gate (mlbatch.run.gates), point latest.json here and announce it as an asset event."""
+        from mlbatch.run.assets import announce, event_extra
+        from mlbatch.run.gates import enforce_gate
+
+        enforce_gate(self.step, self.batch_id, key, manifest, self.log)
+        moved = self._point_latest(output, manifest)
+        announce(self, self._outlet_events, event_extra(key, output, manifest, cache_hit=cache_hit), moved=moved)
+
+    def _point_latest(self, output: str, manifest: dict[str, Any]) -> bool:
+        """Point the step's latest.json here; left alone (False) when it already does (a hit rewrites nothing)."""
         from workers.artifacts import latest_pointer_uri, publish_latest, read_json
 
         pointer = latest_pointer_uri(artifact_root(), self.batch_id, self.step.name)
         computed_by = (manifest.get("run") or {}).get("run_id", self._run_id)
         try:
             if read_json(pointer) == {"uri": output, "run_id": computed_by}:
-                return
+                return False
         except (FileNotFoundError, ValueError):
             pass
         publish_latest(artifact_root(), self.batch_id, self.step.name, output, computed_by)
+        return True
 
     def _lock_key(self, key: str) -> LeaseLock:
         from mlbatch.cache.locks import LeaseLock

@@ -18,6 +18,7 @@ class FailureDetails:
     reason: str
     shard: str = "0/1"
     stderr_tail: tuple[str, ...] = field(default_factory=tuple)
+    next_step: str | None = None  # what to do about it, when the class's usual advice does not fit
 
     @property
     def summary(self) -> str:

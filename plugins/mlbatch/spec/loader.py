@@ -71,6 +71,9 @@ def check_spec(path: Path) -> SpecCheck:
                                     "which is not a valid dag_id", f"set dag_id, or rename the file ({DAG_ID_CHARS})"))
         spec = spec.model_copy(update={"dag_id": path.stem})
     problems += [problem_at(file, issue, root) for issue in availability_problems(spec)]
+    from mlbatch.spec.upstream import after_problems  # here: it reads the sibling specs through this module
+
+    problems += after_problems(spec, path, root)
     return SpecCheck(path, spec, _by_line(problems), root)
 
 

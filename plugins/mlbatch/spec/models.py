@@ -19,6 +19,8 @@ from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of
     BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, MIN_BATCH_TIMEOUT_S, Backend,
     Capacity, DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
 )
+from mlbatch.spec.gates import Gate, gate_issues
+from mlbatch.spec.schedules import SCHEDULE_TAGS, AfterSchedule, BatchSchedule
 from mlbatch.spec.units import parse_memory
 from workers.registry import WORKERS
 
@@ -81,6 +83,7 @@ class StepSpec(_Model):
     run: str
     needs: list[str] = []
     params: dict[str, Any] = {}
+    gate: Gate | None = None  # publish the output only when a metric passes (mlbatch.spec.gates)
     shards: Shards = 1
     backend: Backend | None = None
     image: str | None = None
@@ -143,6 +146,7 @@ class ResolvedStep:
     timeout: timedelta
     shards: int | ShardsFrom
     retry_backoff: bool = False
+    gate: Gate | None = None
     max_retry_delay: timedelta | None = None
     start_timeout: timedelta = timedelta(minutes=30)
     oom_grow: float | None = None  # from on_oom: multiply memory by this on an OOM retry ...
@@ -157,7 +161,7 @@ class ResolvedStep:
 class BatchSpec(_Model):
     dag_id: DagId | None = None  # the loader fills in the file stem
     description: str | None = None
-    schedule: Schedule = None
+    schedule: BatchSchedule = None  # cron, preset, null, or {after: [BATCH.STEP, ...], cron: ...}
     start_date: date = date(2026, 1, 1)
     catchup: bool = False
     max_active_runs: int = Field(1, ge=1)
@@ -171,7 +175,7 @@ class BatchSpec(_Model):
     @classmethod
     def _all_problems_at_once(cls, data: Any, handler: Any) -> BatchSpec:
         # Field errors and cross-field issues are raised together, so a user fixes them in one go.
-        issues = cross_field_issues(data)
+        issues = cross_field_issues(data) + gate_issues(data)
         try:
             spec = handler(data)
         except ValidationError as exc:
@@ -236,6 +240,7 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
         timeout=step.timeout or defaults.timeout,
         shards=shards,
         retry_backoff=_pick(step.retry_backoff, defaults.retry_backoff),
+        gate=step.gate,
         max_retry_delay=_pick(step.max_retry_delay, defaults.max_retry_delay),
         start_timeout=_pick(step.start_timeout, defaults.start_timeout),
         oom_grow=on_oom.grow if on_oom else None,
@@ -311,6 +316,7 @@ _MODEL_AT = {
     (): BatchSpec, ("alerts",): Alerts, ("defaults",): StepDefaults, ("defaults", "resources"): Resources,
     ("steps", "*"): StepSpec, ("steps", "*", "resources"): Resources, ("steps", "*", "shards"): ShardsSpec,
     ("defaults", "on_oom"): OnOom, ("steps", "*", "on_oom"): OnOom,
+    ("schedule",): AfterSchedule, ("steps", "*", "gate"): Gate,
 }
 
 
@@ -319,6 +325,8 @@ def _friendly(error: dict) -> Issue:
     loc = tuple(error["loc"])
     if loc[:1] == ("steps",) and len(loc) > 3 and loc[2] == "shards" and loc[3] in _SHARDS_TAGS:
         loc = loc[:3] + loc[4:]  # the discriminated union adds its tag to the path
+    if loc[:1] == ("schedule",) and len(loc) > 1 and loc[1] in SCHEDULE_TAGS:
+        loc = loc[:1] + loc[2:]
     if loc[-1:] == ("[key]",):
         loc = loc[:-1]
     kind, value = error["type"], error.get("input")

@@ -52,6 +52,13 @@ def test_step_alert_reads_the_details_of_our_exceptions():
         assert (alert.try_number, alert.max_tries) == (2, 3)
 
 
+def test_a_failure_with_its_own_next_step_says_that_one():
+    details = FailureDetails(FailureClass.bad_input, "gate failed: auc 0.61 is below the minimum 0.8",
+                             next_step="Change the gate to accept it.")
+    text = failure_text(step_alert({"ti": _TI(), "exception": StepFailedFast(details)}))
+    assert "*Next step:* Change the gate to accept it." in text and NEXT_STEP["bad_input"] not in text
+
+
 def test_step_alert_of_any_other_exception_is_a_code_error():
     alert = step_alert({"ti": _TI(), "exception": KeyError("x")})
     assert alert.failure == "code_error" and "KeyError" in alert.reason
