@@ -199,6 +199,10 @@ def test_a_batch_step_waits_in_the_triggerer_and_mark_failed_terminates_its_job(
                                                                          "conf": {"cache": "refresh"}})["dag_run_id"]
         assert _wait_for(lambda: stack.api("GET", path.format(second))["state"] == "deferred", within_s=180,
                          every_s=1.0), "the step never handed its wait to the triggerer"
+        # Airflow calls a trigger's on_kill only once the triggerer runs it: wait for that
+        trigger_logs = f"dag_id=aws_deferred/run_id={second}/**/*.trigger.*.log"
+        assert _wait_for(lambda: any("starting" in log.read_text() for log in (stack.home / "logs").glob(trigger_logs)),
+                         within_s=120, every_s=0.5), "the triggerer never started the step's trigger"
         stack.api("PATCH", path.format(second), {"new_state": "failed"})
         job = _batch_job("aws_deferred__remote")
         assert _wait_for(lambda: job.stop, within_s=60, every_s=0.5), "mark failed left the Batch job running"
