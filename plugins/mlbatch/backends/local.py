@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import math
 import os
 import signal
 import subprocess
@@ -42,17 +41,10 @@ from typing import IO, Callable
 import psutil
 
 from mlbatch.backends.slots import LocalSlots, SlotLease
+from mlbatch.backends.threads import THREAD_CAP_VARS, thread_env  # noqa: F401  (THREAD_CAP_VARS: tests)
 from mlbatch.run.failures import FailureClass, classify_exit, failure_block, format_duration, format_exit, format_mib
 from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
 
-THREAD_CAP_VARS = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "MLBATCH_NUM_THREADS",  # read by workers that size their own pools (torch)
-)
 # Inherited variables a worker must not see: Airflow's own configuration and
 # secrets (database URL, connections, variables). Workers know nothing of Airflow,
 # and a worker on AWS Batch or ECS would not have them either.
@@ -94,16 +86,11 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
     return set_death_signal
 
 
-def thread_cap(vcpu: float) -> int:
-    return max(1, math.floor(vcpu))
-
-
 def worker_env(request: JobRequest, index: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment of shard `index`: inherited env, thread caps, request.env, shard identity."""
     inherited = dict(os.environ if base is None else base)
     env = {k: v for k, v in inherited.items() if not k.startswith(_DROPPED_ENV_PREFIXES)}
-    threads = str(thread_cap(request.vcpu))
-    env.update({name: threads for name in THREAD_CAP_VARS})
+    env.update(thread_env(request.vcpu))
     env["PYTHONUNBUFFERED"] = "1"  # stream log lines as they are printed, not at exit
     env.update(request.env)
     env["MLBATCH_SHARD_INDEX"] = str(index)

@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from mlbatch.backends.threads import thread_env
 from mlbatch.run.jobs import JobRequest
 
 MAX_ARRAY_SIZE = 10_000
@@ -25,11 +26,6 @@ TAG_PREFIX = "mlbatch:"
 # the operator classifies it. (At most 5 rules; the last must catch everything.)
 RETRY_ON_HOST_LOSS = {"onStatusReason": "Host EC2*", "action": "RETRY"}
 EXIT_ON_ANYTHING_ELSE = {"onReason": "*", "action": "EXIT"}
-
-# The environment of a worker is small and public: a step's secrets never travel in it.
-THREAD_CAP_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                   "MLBATCH_NUM_THREADS")
-
 
 def job_name(request: JobRequest) -> str:
     """Deterministic: the same step and cache key give the same name (letters, digits, - and _)."""
@@ -110,8 +106,7 @@ def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spo
     size = len(request.indices)
     if size > MAX_ARRAY_SIZE:
         raise ValueError(f"{request.name}: {size} shards in one try; an AWS Batch array holds at most {MAX_ARRAY_SIZE}")
-    threads = str(max(1, math.floor(request.vcpu)))
-    env = {name: threads for name in THREAD_CAP_VARS}
+    env = thread_env(request.vcpu)
     env.update(request.env)
     env.update(shard_env(request, map_uri))
     args: dict[str, Any] = {

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mlbatch.backends.aws_batch.submission import THREAD_CAP_VARS, job_tags
+from mlbatch.backends.aws_batch.submission import job_tags
 from mlbatch.backends.ecs import fargate
+from mlbatch.backends.threads import thread_env
 from mlbatch.run.jobs import JobRequest
 
 CONTAINER = "worker"  # the one container of every mlbatch task definition
@@ -37,8 +38,7 @@ def task_size(request: JobRequest) -> tuple[str, str]:
 
 def run_task_args(request: JobRequest, shard: int, *, cluster: str, task_definition: str, capacity_provider: str,
                   subnets: list[str], security_groups: list[str], assign_public_ip: bool) -> dict[str, Any]:
-    threads = str(max(1, math.floor(request.vcpu)))
-    env = {name: threads for name in THREAD_CAP_VARS}
+    env = thread_env(request.vcpu)
     env.update(request.env)
     env.update({"MLBATCH_SHARD_INDEX": str(shard), "MLBATCH_SHARD_COUNT": str(request.shard_count)})
     container: dict[str, Any] = {
