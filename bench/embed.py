@@ -49,7 +49,7 @@ CORPUS = {"texts": TEXTS, "max_chars": 600}
 def run() -> dict:
     import torch
 
-    from workers import embed
+    from workers.text import embed
 
     with tempfile.TemporaryDirectory(prefix="mlbatch-bench-embed-") as tmp:
         root = Path(tmp)
@@ -143,7 +143,7 @@ def _worker(inputs: dict[str, str], output: str) -> dict:
 def _bare(model, tokenized: list[dict], device: str, precision: str) -> float:
     import torch
 
-    from workers.embed import autocast
+    from workers.text.embed import autocast
 
     batches = [{k: v.to(device) if hasattr(v, "to") else v for k, v in f.items()} for f in tokenized]
     if device == "cuda":
@@ -158,7 +158,7 @@ def _bare(model, tokenized: list[dict], device: str, precision: str) -> float:
 
 
 def _tokenize_time(model, texts: list[str]) -> float:
-    from workers.embed import batches, tokenize
+    from workers.text.embed import batches, tokenize
 
     began = time.perf_counter()
     for rows in batches([len(t) for t in texts], PARAMS["batch_size"]):

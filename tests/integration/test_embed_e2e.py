@@ -16,7 +16,7 @@ import pytest
 from mlbatch.cli.report import collect
 from tests.integration.airflow_run import dags_test, migrate_db, write_batch
 from workers import artifacts
-from workers.embed import read_vectors
+from workers.text.embed import read_vectors
 
 pytestmark = pytest.mark.slow
 

@@ -88,7 +88,7 @@ def test_a_model_below_its_gate_fails_once_alerts_once_and_never_becomes_latest(
 
 
 def test_a_drift_gate_skips_the_retrain_unless_the_new_table_drifted(tmp_path, slack):
-    from workers.features import generate
+    from workers.tabular.features import generate
 
     shifted = generate(2000, seed=9)
     shifted["tenure_months"] = (shifted["tenure_months"] * 0.4).round().clip(lower=1)  # newer customers

@@ -18,7 +18,7 @@ import pandas as pd
 
 from workers import artifacts
 from workers.errors import BadInput
-from workers.features import ID, LABEL, read_features
+from workers.tabular.features import ID, LABEL, read_features
 from workers.request import ShardResult, StepRequest
 
 EPSILON = 1e-4  # share given to an empty bin, so that ln(new% / ref%) stays finite

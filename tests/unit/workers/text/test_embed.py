@@ -13,8 +13,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.unit.workers.test_workers import _step
-from workers import artifacts, corpus, embed
+from tests.unit.workers.steps import run_step as _step
+from workers import artifacts
+from workers.text import corpus, embed
 from workers.errors import BadInput
 from workers.request import StepRequest
 from workers.runner import run

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from workers import artifacts
-from workers.drift import ks, psi
+from workers.tabular.drift import ks, psi
 from workers.errors import BadInput
-from workers.features import generate
+from workers.tabular.features import generate
 from workers.request import StepRequest
 from workers.runner import run
 

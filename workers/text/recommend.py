@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from workers import artifacts
-from workers.corpus import read_table
-from workers.embed import read_vectors
+from workers.text.corpus import read_table
+from workers.text.embed import read_vectors
 from workers.errors import BadInput
-from workers.predict import slice_bounds
+from workers.tabular.predict import slice_bounds
 from workers.request import ShardResult, StepRequest
 
 USER_CHUNK = 2048  # users scored per matrix product: bounds memory at chunk x candidates floats

@@ -19,7 +19,7 @@ from typing import Any
 
 from workers import artifacts
 from workers.errors import BadInput
-from workers.predict import slice_bounds
+from workers.tabular.predict import slice_bounds
 from workers.request import ShardResult, StepRequest
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -75,7 +75,7 @@ def text(request: StepRequest) -> ShardResult:
 def read_texts(request: StepRequest) -> tuple[Any, list[str]]:
     """The ids and texts of this shard's slice of the input table."""
     s = request.settings
-    from workers.corpus import read_table
+    from workers.text.corpus import read_table
 
     manifest = request.input_with(s.table)
     where = f"'{s.table}' table at {manifest.get('step_uri')}"

@@ -6,10 +6,12 @@ from typing import Any
 
 import pandas as pd
 
-from workers import artifacts, metrics
+from workers import artifacts
+
+from workers.tabular import metrics
 from workers.errors import BadInput
-from workers.features import ID, LABEL, read_features, to_matrix
-from workers.models import AveragedModel
+from workers.tabular.features import ID, LABEL, read_features, to_matrix
+from workers.tabular.models import AveragedModel
 from workers.request import ShardResult, StepRequest
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workers import artifacts, metrics
+from workers import artifacts
+
+from workers.tabular import metrics
 from workers.errors import BadInput
-from workers.models import AveragedModel
+from workers.tabular.models import AveragedModel
 from workers.request import ShardResult, StepRequest
 
 

@@ -6,9 +6,11 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from workers import artifacts, metrics
+from workers import artifacts
+
+from workers.tabular import metrics
 from workers.errors import BadInput
-from workers.features import ID, LABEL, read_features, to_matrix
+from workers.tabular.features import ID, LABEL, read_features, to_matrix
 from workers.request import ShardResult, StepRequest
 
 

@@ -1,0 +1,1 @@
+"""Workers on text: build a corpus, embed it, recommend by similarity."""
