@@ -18,13 +18,11 @@ from mlbatch.backends.aws_batch import outcome as batch_outcome
 from mlbatch.backends.aws_batch.client import BatchJobs
 from mlbatch.backends.aws_batch.definitions import definition_name
 from mlbatch.backends.aws_batch.submission import MAX_INLINE_SHARD_MAP, job_name, shard_map, submit_job_args
-from mlbatch.run.failures import FailureClass, failure_block, format_duration, format_mib
+from mlbatch.backends.remote_logs import LOG_TAIL_LINES, FinishedShard, report_shards
+from mlbatch.run.failures import FailureClass, format_duration, format_mib
 from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.settings import Settings, SettingsError, load_settings
 
-LOG_EVERY_CHILD_UP_TO = 10  # larger arrays: the summary and each failed child's tail only
-LOG_TAIL_LINES = 20
-MAX_FAILED_CHILD_LOGS = 20  # a 10,000-child array that fails everywhere shows this many tails
 
 
 class BatchHandle(BaseModel):
@@ -178,33 +176,14 @@ class AwsBatchBackend:
             pairs = [(handle.indices[i], f"{handle.job_id}:{i}", children.get(i)) for i in range(len(handle.indices))]
         else:
             pairs = [(handle.indices[0], handle.job_id, self.jobs.describe(handle.job_id))]
-        outcomes, failed_logs = [], 0
-        log_all = len(pairs) <= LOG_EVERY_CHILD_UP_TO
-        for shard, job_id, job in pairs:
-            failed = job is None or job.get("status") != "SUCCEEDED"
-            lines: list[str] = []
-            if log_all or (failed and failed_logs < MAX_FAILED_CHILD_LOGS):
-                lines = self.jobs.log_lines(job_id)
-                failed_logs += failed
-                prefix = self._prefix(handle, shard)
-                shown = lines if log_all else lines[-LOG_TAIL_LINES:]
-                if not log_all:
-                    self._log(f"{prefix} last {len(shown)} log lines of failed job {job_id}:")
-                for line in shown:
-                    self._log(f"{prefix} {line}")
-            outcomes.append(self._outcome(handle, shard, job, lines))
-        failures = [item for item in outcomes if item.failure is not None]
-        if len(failures) > MAX_FAILED_CHILD_LOGS:
-            rest = failures[MAX_FAILED_CHILD_LOGS:]
-            self._log(f"{handle.name}: {len(rest)} more failed children not shown in full (shards "
-                      f"{','.join(str(o.index) for o in rest[:50])}{',...' if len(rest) > 50 else ''})")
-        for item in failures[:MAX_FAILED_CHILD_LOGS]:
-            if item.failure is not None:
-                self._log(failure_block(failure=item.failure, reason=item.reason, shard_index=item.index,
-                                        shard_count=handle.shard_count, exit_code=item.exit_code, signal=None,
-                                        stderr_tail=item.stderr_tail, name=handle.name))
+        shards = [FinishedShard(shard, job_id, job, job is None or job.get("status") != "SUCCEEDED")
+                  for shard, job_id, job in pairs]
+        outcomes = report_shards(shards, name=handle.name, shard_count=handle.shard_count,
+                                 fetch_lines=self.jobs.log_lines, log=self._log, nouns=("job", "children"),
+                                 to_outcome=lambda shard, lines: self._outcome(handle, shard.index,
+                                                                               shard.described, lines))
         return JobResult(name=handle.name, shard_count=handle.shard_count, memory_mib=handle.memory_mib,
-                         outcomes=sorted(outcomes, key=lambda o: o.index))
+                         outcomes=outcomes)
 
     def _outcome(self, handle: BatchHandle, shard: int, job: dict[str, Any] | None, lines: list[str]) -> ShardOutcome:
         if job is None:
@@ -215,10 +194,6 @@ class AwsBatchBackend:
                                                                 timeout_s=handle.timeout_s, log_tail=tail)
         return ShardOutcome(index=shard, exit_code=exit_code, duration_s=round(batch_outcome.job_duration_s(job), 3),
                             failure=failure, reason=reason, stderr_tail=tail if failure else [])
-
-    @staticmethod
-    def _prefix(handle: BatchHandle, shard: int) -> str:
-        return "[worker]" if handle.shard_count == 1 else f"[shard {shard}/{handle.shard_count}]"
 
 
 def _child_index(job: dict[str, Any]) -> int:

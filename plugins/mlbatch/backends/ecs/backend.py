@@ -18,13 +18,11 @@ from mlbatch.backends.ecs.client import EcsTasks
 from mlbatch.backends.ecs.definitions import family
 from mlbatch.backends.ecs.outcome import classify_task, progress
 from mlbatch.backends.ecs.submission import capacity_of, run_task_args, started_by
-from mlbatch.run.failures import FailureClass, failure_block, format_duration, format_mib
+from mlbatch.backends.remote_logs import LOG_TAIL_LINES, FinishedShard, report_shards
+from mlbatch.run.failures import FailureClass, format_duration, format_mib
 from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.settings import Settings, SettingsError, load_settings
 
-LOG_EVERY_TASK_UP_TO = 10
-LOG_TAIL_LINES = 20
-MAX_FAILED_TASK_LOGS = 20
 
 
 class EcsHandle(BaseModel):
@@ -160,24 +158,15 @@ class EcsBackend:
     def collect(self, handle: EcsHandle) -> JobResult:
         described = {task["taskArn"]: task for task in self.tasks.describe(handle.cluster, handle.arns)}
         pairs = [(shard, arn, described.get(arn) if arn else None) for shard, arn in sorted(handle.tasks.items())]
+        verdicts = {shard: _verdict(task) for shard, _, task in pairs}
         if len(pairs) > 1:
-            self._log(summary_line(handle.name, {shard: _verdict(task) for shard, _, task in pairs}, "tasks"))
-        log_all = len(pairs) <= LOG_EVERY_TASK_UP_TO
-        outcomes, shown = [], 0
-        for shard, arn, task in pairs:
-            failed = _verdict(task) != "SUCCEEDED"
-            lines: list[str] = []
-            if log_all or (failed and shown < MAX_FAILED_TASK_LOGS):
-                lines = self.tasks.log_lines(self.settings.ecs.log_group, arn)
-                shown += failed
-                prefix = "[worker]" if handle.shard_count == 1 else f"[shard {shard}/{handle.shard_count}]"
-                for line in lines if log_all else lines[-LOG_TAIL_LINES:]:
-                    self._log(f"{prefix} {line}")
-            outcomes.append(self._outcome(handle, shard, task, lines))
-        for item in [o for o in outcomes if o.failure is not None][:MAX_FAILED_TASK_LOGS]:
-            self._log(failure_block(failure=item.failure, reason=item.reason, shard_index=item.index,
-                                    shard_count=handle.shard_count, exit_code=item.exit_code, signal=None,
-                                    stderr_tail=item.stderr_tail, name=handle.name))
+            self._log(summary_line(handle.name, verdicts, "tasks"))
+        shards = [FinishedShard(shard, arn, task, verdicts[shard] != "SUCCEEDED") for shard, arn, task in pairs]
+        outcomes = report_shards(shards, name=handle.name, shard_count=handle.shard_count, nouns=("task", "tasks"),
+                                 fetch_lines=lambda arn: self.tasks.log_lines(self.settings.ecs.log_group, arn),
+                                 to_outcome=lambda shard, lines: self._outcome(handle, shard.index,
+                                                                               shard.described, lines),
+                                 log=self._log)
         return JobResult(name=handle.name, shard_count=handle.shard_count, memory_mib=handle.memory_mib,
                          outcomes=outcomes)
 
