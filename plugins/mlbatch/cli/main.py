@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 from mlbatch.spec.lint import expand_paths, lint_file
+from mlbatch.spec.orphans import orphan_problems
 
 DEFAULT_SPECS_DIR = Path("dags/specs")
 
@@ -31,6 +32,7 @@ def run_lint(args: argparse.Namespace) -> int:
     files, problems = expand_paths(args.paths)
     for file in files:
         problems += lint_file(file)
+    problems += orphan_problems(files)
     errors = sum(problem.severity == "error" for problem in problems)
     warnings = len(problems) - errors
     for problem in problems:
@@ -42,13 +44,15 @@ def run_lint(args: argparse.Namespace) -> int:
 def add_new_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="batch name (letters, digits, underscores)")
     parser.add_argument("--dags", type=Path, default=Path("dags"), help="the dags folder (default: dags)")
+    parser.add_argument("--loader-only", action="store_true",
+                        help="only write the loader dags/NAME.py of an existing spec dags/specs/NAME.yaml")
 
 
 def run_new(args: argparse.Namespace) -> int:
-    from mlbatch.cli.scaffold import create_batch
+    from mlbatch.cli.scaffold import create_batch, create_loader
 
     try:
-        written = create_batch(args.dags, args.name)
+        written = (create_loader if args.loader_only else create_batch)(args.dags, args.name)
     except (ValueError, FileExistsError) as error:
         print(f"mlbatch new: {error}", file=sys.stderr)
         return 1
