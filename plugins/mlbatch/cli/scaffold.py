@@ -20,6 +20,8 @@ schedule: null                 # cron ("0 3 * * *"), a preset (@daily), null for
                                # or {{after: [other_batch.step]}}: when that step publishes a new output
 owner: ml-platform
 tags: []
+alerts:
+  slack: slack_ml_alerts       # Airflow connection of your Slack webhook (docker compose: AIRFLOW_CONN_SLACK_ML_ALERTS)
 defaults:
   backend: local
   resources: {{vcpu: 1, memory: 2Gi}}
