@@ -147,6 +147,10 @@ class Override(NamedTuple):
         return ".".join(filter(None, (self.section, self.field, self.key)))
 
     @property
+    def is_list(self) -> bool:  # a comma-separated value: MLBATCH_ECS_SUBNETS=subnet-a,subnet-b
+        return self.key is None and _section_model(self.section).model_fields[self.field].annotation == list[str]
+
+    @property
     def names_aws_resource(self) -> bool:
         extra = _section_model(self.section).model_fields[self.field].json_schema_extra
         return isinstance(extra, dict) and bool(extra.get("aws_resource"))
@@ -183,7 +187,7 @@ def _apply_env(data: dict[str, Any], env: os._Environ[str] | dict[str, str]) -> 
         section = data.setdefault(override.section, {})
         if override.key is not None:
             section.setdefault(override.field, {})[override.key] = value
-        elif _section_model(override.section).model_fields[override.field].annotation == list[str]:
+        elif override.is_list:
             section[override.field] = [v.strip() for v in value.split(",") if v.strip()]
         else:
             section[override.field] = value
