@@ -2,6 +2,7 @@
 `mlbatch settings --from-stack` turns a real stack (made on moto_server) into working settings."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +88,9 @@ def stack(tmp_path_factory):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from tests.integration.aws_stand_in import free_port
-
-    port = free_port()
+    with socket.socket() as probe:  # a free port on the loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
