@@ -15,7 +15,7 @@ import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +23,11 @@ from mlbatch.spec.fields import QUEUE_ROLES, Duration, QueueRole
 
 SETTINGS_ENV = "MLBATCH_SETTINGS"
 SETTINGS_FILE = "mlbatch.toml"
+
+
+# Marks the fields that name an AWS resource a deployment creates: the CloudFormation stack
+# (deploy/cloudformation/mlbatch.yaml) has one output for each (see mlbatch.cli.stack_settings).
+AWS_RESOURCE = {"aws_resource": True}
 
 
 class SettingsError(ValueError):
@@ -35,19 +40,21 @@ class _Section(BaseModel):
 
 class AwsSettings(_Section):
     conn_id: str = "aws_default"  # Airflow connection: credentials (or none: the machine's role), endpoint
-    region: str | None = None  # None: the connection's region
-    job_role_arn: str | None = None  # what the worker may do (read/write the artifact prefix): Batch job / ECS task role
-    execution_role_arn: str | None = None  # what Batch/ECS may do for it (pull the image, write logs)
+    region: str | None = Field(None, json_schema_extra=AWS_RESOURCE)  # None: the connection's region
+    # what the worker may do (read/write the artifact prefix): Batch job / ECS task role
+    job_role_arn: str | None = Field(None, json_schema_extra=AWS_RESOURCE)
+    # what Batch/ECS may do for it (pull the image, write logs)
+    execution_role_arn: str | None = Field(None, json_schema_extra=AWS_RESOURCE)
 
 
 class ImageSettings(_Section):
-    repository: str = "mlbatch-worker"  # e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlbatch-worker
+    repository: str = Field("mlbatch-worker", json_schema_extra=AWS_RESOURCE)  # e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlbatch-worker
     tag: str = "latest"  # `deploy --image-tag` registers definitions for another tag
 
 
 class BatchSettings(_Section):
-    queues: dict[QueueRole, str] = Field(default_factory=dict)  # queue role -> job queue name or ARN
-    log_group: str = "/aws/batch/job"  # Batch's default group
+    queues: dict[QueueRole, str] = Field(default_factory=dict, json_schema_extra=AWS_RESOURCE)  # role -> job queue
+    log_group: str = Field("/aws/batch/job", json_schema_extra=AWS_RESOURCE)  # Batch's default group
     definition_prefix: str = "mlbatch"  # job definitions are named {prefix}-{variant}
     spot_retries: int = Field(3, ge=0, le=9)  # Batch-internal retries of a reclaimed spot host
     poll_interval: Duration = timedelta(seconds=15)
@@ -58,14 +65,14 @@ FargateCapacity = Literal["on-demand", "spot", "gpu"]
 
 
 class EcsSettings(_Section):
-    cluster: str = "mlbatch"
-    subnets: list[str] = Field(default_factory=list)  # awsvpc networking of every task
-    security_groups: list[str] = Field(default_factory=list)
+    cluster: str = Field("mlbatch", json_schema_extra=AWS_RESOURCE)
+    subnets: list[str] = Field(default_factory=list, json_schema_extra=AWS_RESOURCE)  # awsvpc networking of every task
+    security_groups: list[str] = Field(default_factory=list, json_schema_extra=AWS_RESOURCE)
     assign_public_ip: bool = False  # True only in public subnets without a NAT gateway
     # capacity -> capacity provider: Fargate for CPU steps, an EC2 provider with GPU instances for GPU steps
     capacity_providers: dict[FargateCapacity, str] = Field(
         default_factory=lambda: {"on-demand": "FARGATE", "spot": "FARGATE_SPOT"})
-    log_group: str = "/ecs/mlbatch"
+    log_group: str = Field("/ecs/mlbatch", json_schema_extra=AWS_RESOURCE)
     definition_prefix: str = "mlbatch-ecs"  # task definition families are {prefix}-{variant}
     poll_interval: Duration = timedelta(seconds=15)
     deferrable: bool = True
@@ -80,7 +87,7 @@ class EcsSettings(_Section):
 
 
 class ArtifactSettings(_Section):
-    root: str | None = None  # s3://bucket/prefix; MLBATCH_ARTIFACTS wins
+    root: str | None = Field(None, json_schema_extra=AWS_RESOURCE)  # s3://bucket/prefix; MLBATCH_ARTIFACTS wins
 
 
 class Settings(_Section):
@@ -127,25 +134,60 @@ def load_settings(path: Path | None = None) -> Settings:
     return settings.model_copy(update={"source": str(path) if path.is_file() else f"defaults ({path} not found)"})
 
 
-def _apply_env(data: dict[str, Any], env: os._Environ[str] | dict[str, str]) -> None:
+class Override(NamedTuple):
+    """One MLBATCH_{SECTION}_{FIELD} environment override (key: the entry of a mapping field)."""
+
+    env: str
+    section: str
+    field: str
+    key: str | None = None
+
+    @property
+    def path(self) -> str:
+        return ".".join(filter(None, (self.section, self.field, self.key)))
+
+    @property
+    def is_list(self) -> bool:  # a comma-separated value: MLBATCH_ECS_SUBNETS=subnet-a,subnet-b
+        return self.key is None and _section_model(self.section).model_fields[self.field].annotation == list[str]
+
+    @property
+    def names_aws_resource(self) -> bool:
+        extra = _section_model(self.section).model_fields[self.field].json_schema_extra
+        return isinstance(extra, dict) and bool(extra.get("aws_resource"))
+
+
+# Mapping fields take one variable per key: MLBATCH_BATCH_QUEUE_GPU_SPOT, MLBATCH_ECS_CAPACITY_ON_DEMAND
+_MAPPING_FIELDS = {"queues": ("QUEUE", QUEUE_ROLES), "capacity_providers": ("CAPACITY", get_args(FargateCapacity))}
+
+
+def _section_model(section: str) -> type[_Section]:
+    return Settings.model_fields[section].annotation  # type: ignore[return-value]
+
+
+def overrides() -> Iterator[Override]:
+    """Every environment variable the settings read, derived from the models."""
     for section, model in Settings.model_fields.items():
         annotation = model.annotation
         if not isinstance(annotation, type) or not issubclass(annotation, _Section):
             continue
         for name in annotation.model_fields:
-            if name == "queues":
-                for role in QUEUE_ROLES:
-                    value = env.get(f"MLBATCH_BATCH_QUEUE_{role.upper().replace('-', '_')}")
-                    if value:
-                        data.setdefault(section, {}).setdefault("queues", {})[role] = value
-                continue
-            if name == "capacity_providers":
-                for capacity in ("on-demand", "spot", "gpu"):
-                    value = env.get(f"MLBATCH_ECS_CAPACITY_{capacity.upper().replace('-', '_')}")
-                    if value:
-                        data.setdefault(section, {}).setdefault(name, {})[capacity] = value
-                continue
-            value = env.get(f"MLBATCH_{section}_{name}".upper())
-            if value:
-                is_list = annotation.model_fields[name].annotation == list[str]
-                data.setdefault(section, {})[name] = [v.strip() for v in value.split(",") if v.strip()] if is_list else value
+            if name in _MAPPING_FIELDS:
+                word, keys = _MAPPING_FIELDS[name]
+                for key in keys:
+                    yield Override(f"MLBATCH_{section}_{word}_{key.replace('-', '_')}".upper(), section, name, key)
+            else:
+                yield Override(f"MLBATCH_{section}_{name}".upper(), section, name)
+
+
+def _apply_env(data: dict[str, Any], env: os._Environ[str] | dict[str, str]) -> None:
+    for override in overrides():
+        value = env.get(override.env)
+        if not value:
+            continue
+        section = data.setdefault(override.section, {})
+        if override.key is not None:
+            section.setdefault(override.field, {})[override.key] = value
+        elif override.is_list:
+            section[override.field] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            section[override.field] = value

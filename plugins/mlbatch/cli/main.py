@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 from mlbatch.spec.lint import expand_paths, lint_file
+from mlbatch.spec.orphans import orphan_problems
 
 DEFAULT_SPECS_DIR = Path("dags/specs")
 
@@ -31,6 +32,7 @@ def run_lint(args: argparse.Namespace) -> int:
     files, problems = expand_paths(args.paths)
     for file in files:
         problems += lint_file(file)
+    problems += orphan_problems(files)
     errors = sum(problem.severity == "error" for problem in problems)
     warnings = len(problems) - errors
     for problem in problems:
@@ -42,13 +44,15 @@ def run_lint(args: argparse.Namespace) -> int:
 def add_new_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="batch name (letters, digits, underscores)")
     parser.add_argument("--dags", type=Path, default=Path("dags"), help="the dags folder (default: dags)")
+    parser.add_argument("--loader-only", action="store_true",
+                        help="only write the loader dags/NAME.py of an existing spec dags/specs/NAME.yaml")
 
 
 def run_new(args: argparse.Namespace) -> int:
-    from mlbatch.cli.scaffold import create_batch
+    from mlbatch.cli.scaffold import create_batch, create_loader
 
     try:
-        written = create_batch(args.dags, args.name)
+        written = (create_loader if args.loader_only else create_batch)(args.dags, args.name)
     except (ValueError, FileExistsError) as error:
         print(f"mlbatch new: {error}", file=sys.stderr)
         return 1
@@ -138,6 +142,34 @@ def run_deploy(args: argparse.Namespace) -> int:
     return deploy(args.specs, args.image_tag, args.dry_run)
 
 
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from-stack", required=True, metavar="STACK",
+                        help="the CloudFormation stack made from deploy/cloudformation/mlbatch.yaml")
+    parser.add_argument("--format", choices=("toml", "env"), default="toml",
+                        help="toml: a mlbatch.toml; env: MLBATCH_* lines for docker compose's .env (default: toml)")
+    parser.add_argument("--region", help="the stack's region (default: AWS_REGION / AWS_DEFAULT_REGION / your profile's)")
+
+
+def run_settings(args: argparse.Namespace) -> int:
+    from mlbatch.cli import stack_settings
+    from mlbatch.settings import SettingsError, load_settings
+
+    try:
+        conn_id = load_settings().aws.conn_id
+        outputs = stack_settings.stack_outputs(args.from_stack, args.region)
+        values = stack_settings.settings_values(outputs, args.from_stack)
+    except SettingsError as error:
+        print(f"mlbatch settings: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - no such stack, no credentials: say it in one line
+        print(f"mlbatch settings: cannot read stack {args.from_stack!r}: {error}", file=sys.stderr)
+        return 1
+    render = stack_settings.as_env(values, args.from_stack) if args.format == "env" else \
+        stack_settings.as_toml(values, args.from_stack, conn_id)
+    print(render, end="")
+    return 0
+
+
 COMMANDS: list[Command] = [
     Command("lint", "check batch spec files; exit 1 on any error", add_lint_arguments, run_lint),
     Command("new", "write a new batch: dags/specs/NAME.yaml and its loader dags/NAME.py", add_new_arguments, run_new),
@@ -148,6 +180,8 @@ COMMANDS: list[Command] = [
             add_cache_arguments, run_cache),
     Command("deploy", "register the AWS Batch job definitions the specs need (idempotent)",
             add_deploy_arguments, run_deploy),
+    Command("settings", "print the settings (mlbatch.toml or .env lines) from a CloudFormation stack's outputs",
+            add_settings_arguments, run_settings),
 ]
 
 

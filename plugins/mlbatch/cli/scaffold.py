@@ -4,14 +4,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-LOADER = '''"""Airflow DAG loader for the {name} batch (dags/specs/{name}.yaml).
+LOADER = '''"""Airflow DAG loader for the {name} batch (dags/specs/{spec}).
 
 One tiny loader per spec: a broken spec then shows as an import error of this file
 alone, and every other batch keeps loading. `python -m mlbatch new` writes these.
 """
 from mlbatch.run.factory import build_dag
 
-dag = build_dag(__file__, "specs/{name}.yaml")
+dag = build_dag(__file__, "specs/{spec}")
 '''
 
 SPEC = '''# {name}: edit the steps, then `python -m mlbatch lint` and `airflow dags test {name}`.
@@ -20,6 +20,8 @@ schedule: null                 # cron ("0 3 * * *"), a preset (@daily), null for
                                # or {{after: [other_batch.step]}}: when that step publishes a new output
 owner: ml-platform
 tags: []
+alerts:
+  slack: slack_ml_alerts       # Airflow connection of your Slack webhook (docker compose: AIRFLOW_CONN_SLACK_ML_ALERTS)
 defaults:
   backend: local
   resources: {{vcpu: 1, memory: 2Gi}}
@@ -46,8 +48,8 @@ steps:
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-def loader_source(name: str) -> str:
-    return LOADER.format(name=name)
+def loader_source(name: str, spec_file: str | None = None) -> str:
+    return LOADER.format(name=name, spec=spec_file or f"{name}.yaml")
 
 
 def create_batch(dags_dir: Path, name: str) -> list[Path]:
@@ -62,3 +64,20 @@ def create_batch(dags_dir: Path, name: str) -> list[Path]:
     spec_path.write_text(SPEC.format(name=name))
     loader_path.write_text(loader_source(name))
     return [spec_path, loader_path]
+
+
+def create_loader(dags_dir: Path, name: str) -> list[Path]:
+    """Write NAME.py for an existing specs/NAME.yaml (or .yml) under dags_dir; never overwrite."""
+    if not name or Path(name).name != name:
+        raise ValueError(f"batch name {name!r}: the spec's file name without .yaml, no folders")
+    specs = [dags_dir / "specs" / f"{name}{suffix}" for suffix in (".yaml", ".yml")]
+    spec_path = next((p for p in specs if p.is_file()), None)
+    if spec_path is None:
+        raise ValueError(f"no spec {specs[0]} to write a loader for; "
+                         f"`python -m mlbatch new {name}` writes a new spec and its loader")
+    loader_path = dags_dir / f"{name}.py"
+    if loader_path.exists():
+        raise FileExistsError(f"{loader_path} already exists; it must call "
+                              f'build_dag(__file__, "specs/{spec_path.name}")')
+    loader_path.write_text(loader_source(name, spec_path.name))
+    return [loader_path]

@@ -14,6 +14,7 @@ from mlbatch.alerts.slack import SlackAlerts
 from mlbatch.run.assets import dag_schedule, step_asset
 from mlbatch.run.operator import StepOperator
 from mlbatch.spec.loader import load_spec
+from mlbatch.spec.orphans import MissingSpecError
 
 LOCAL_POOL = os.environ.get("MLBATCH_LOCAL_POOL", "mlbatch_local")
 # Airflow's own timeout is a backstop: the backend enforces the step timeout itself
@@ -24,6 +25,8 @@ TIMEOUT_GRACE = timedelta(seconds=60)
 def build_dag(loader_file: str, spec_relpath: str) -> DAG:
     """Build the DAG of one spec; `spec_relpath` is relative to the loader file's folder."""
     spec_path = Path(loader_file).resolve().parent / spec_relpath
+    if not spec_path.is_file():  # the import error then names this loader and the fix, not a bare read error
+        raise MissingSpecError(Path(loader_file), spec_relpath)
     spec = load_spec(spec_path)
     steps = spec.resolved_steps()
     start = datetime.combine(spec.start_date, datetime.min.time(), tzinfo=timezone.utc)

@@ -8,6 +8,7 @@ from typing import Iterable
 from mlbatch.spec.checks import Issue
 from mlbatch.spec.loader import check_spec, spec_files
 from mlbatch.spec.models import BatchSpec
+from mlbatch.spec.orphans import orphan_problems
 from mlbatch.spec.problems import Problem, problem_at
 
 
@@ -34,7 +35,7 @@ def lint_paths(paths: Iterable[Path], cpu_count: int | None = None) -> list[Prob
     files, problems = expand_paths(Path(p) for p in paths)
     for file in files:
         problems += lint_file(file, cpu_count)
-    return problems
+    return problems + orphan_problems(files)
 
 
 def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:

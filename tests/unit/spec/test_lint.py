@@ -127,8 +127,12 @@ def test_cli_warnings_alone_exit_0(tmp_path):
 
 
 def test_cli_defaults_to_dags_specs_of_the_working_directory(tmp_path):
+    from mlbatch.cli.scaffold import loader_source
+
     write(tmp_path / "dags" / "specs", "one.yaml", GOOD)
     write(tmp_path / "dags" / "specs", "two.yaml", "steps: {}\n")
+    for name in ("one", "two"):  # each spec has its loader (a spec without one is an error of its own)
+        write(tmp_path / "dags", f"{name}.py", loader_source(name))
     result = run_cli(cwd=tmp_path)
     assert result.returncode == 1
     assert f"{Path('dags/specs/two.yaml')}:1: field 'steps'" in result.stdout
