@@ -6,31 +6,48 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import psutil
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+SMALLER = {  # (batch, step) -> params of the example batches in smaller_examples()
+    ("churn_training", "features"): {"rows": 20000, "seed": 7},
+    ("churn_training", "train"): {"max_iter": 50},
+    ("churn_scoring", "features"): {"rows": 5000, "seed": 11},
+}
 
 
 @dataclass
 class AirflowStack:
     proc: subprocess.Popen
     port: int
-    token: str
+    password: str  # of the user admin, for the UI's login page
+    token: str  # a bearer token of admin, for the REST API
     home: Path
+    env: dict[str, str] = field(repr=False)  # its AIRFLOW_HOME, dags folder, ... (and any secrets)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def api(self, method: str, path: str, body: dict | None = None) -> Any:
-        return http(method, f"http://127.0.0.1:{self.port}{path}", body, self.token)
+        return http(method, self.url + path, body, self.token)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """`airflow ARGS...` against this stack, as a user in its project would run it."""
+        return subprocess.run([AIRFLOW, *args], env=self.env, cwd=PROJECT, capture_output=True, text=True, timeout=120)
 
 
 def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> Any:
@@ -49,6 +66,21 @@ def wait_for(check: Callable[[], Any], within_s: float, every_s: float = 2.0) ->
             return value
         time.sleep(every_s)
     return check()
+
+
+def smaller_examples(dags: Path) -> None:
+    """Copy the project's dags folder to `dags`, the example batches shrunk to seconds instead of
+    minutes (schedules and gates as shipped; the model still passes its gate)."""
+    shutil.copytree(PROJECT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("churn_training", "churn_scoring"):
+        path = dags / "specs" / f"{name}.yaml"
+        spec = yaml.safe_load(path.read_text())
+        for (batch, step), params in SMALLER.items():
+            if batch == name:
+                spec["steps"][step]["params"] = params
+        if name == "churn_training":
+            spec["steps"]["train"]["shards"] = 2
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
 @contextlib.contextmanager
@@ -73,8 +105,9 @@ def airflow_stack(root: Path, dags: Path, env: dict[str, str] | None = None) -> 
                 break
         found = re.search(r"user: admin\s+password: (\S+)", banner)
         assert found, f"the stack did not start:\n{banner}"
-        token = http("POST", f"http://127.0.0.1:{port}/auth/token", {"username": "admin", "password": found.group(1)})
-        yield AirflowStack(proc, port, token["access_token"], home)
+        password = found.group(1)
+        token = http("POST", f"http://127.0.0.1:{port}/auth/token", {"username": "admin", "password": password})
+        yield AirflowStack(proc, port, password, token["access_token"], home, env)
     finally:
         _stop(proc)
 

@@ -6,40 +6,18 @@ The example specs run unchanged but for smaller data (their schedules and gates 
 """
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
-import yaml
 
-from tests.integration.airflow_stack import PROJECT, airflow_stack, wait_for
+from tests.integration.airflow_stack import airflow_stack, smaller_examples, wait_for
 from workers import artifacts
 
 pytestmark = pytest.mark.slow
-SMALLER = {  # (batch, step) -> params: seconds instead of minutes, the model still passes its gate
-    ("churn_training", "features"): {"rows": 20000, "seed": 7},
-    ("churn_training", "train"): {"max_iter": 50},
-    ("churn_scoring", "features"): {"rows": 5000, "seed": 11},
-}
-
-
-def _smaller_examples(dags: Path) -> None:
-    shutil.copytree(PROJECT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("churn_training", "churn_scoring"):
-        path = dags / "specs" / f"{name}.yaml"
-        spec = yaml.safe_load(path.read_text())
-        for (batch, step), params in SMALLER.items():
-            if batch == name:
-                spec["steps"][step]["params"] = params
-        if name == "churn_training":
-            spec["steps"]["train"]["shards"] = 2
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("assets_up")
-    _smaller_examples(root / "dags")
+    smaller_examples(root / "dags")
     with airflow_stack(root, root / "dags", {"MLBATCH_ARTIFACTS": str(root / "artifacts")}) as running:
         yield running
 

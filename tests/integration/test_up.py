@@ -7,70 +7,42 @@ local AWS stand-in's S3, so local and Batch steps share one artifact root.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.integration.airflow_run import write_batch
+from tests.integration.airflow_stack import PROJECT, airflow_stack, wait_for
 from tests.integration.aws_stand_in import AwsStandIn
 from tests.integration.slack_server import RecordingWebhook, slack_connection_env
 
 pytestmark = pytest.mark.slow
-PROJECT = Path(__file__).resolve().parents[2]
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMIK7MDENGbPxRfiCYzSTACKKEY", "MLBATCH_API_TOKEN": "tok-5e4d3c2b1a09f8e7"}
 
 
-@dataclass
-class Stack:
-    proc: subprocess.Popen
-    port: int
-    token: str
-    home: Path
-    slack: RecordingWebhook
-    aws: AwsStandIn
-
-    def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        return _http(method, f"http://127.0.0.1:{self.port}{path}", body, self.token)
-
-
-def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    request = urllib.request.Request(url, method=method, headers=headers,
-                                     data=json.dumps(body).encode() if body is not None else None)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(check, within_s: float, every_s: float = 2.0):
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    return check()
+@pytest.fixture(scope="module")
+def stand_in():
+    """The local AWS stand-in; artifacts live on its S3, so local and Batch steps share one root."""
+    aws = AwsStandIn().start()
+    try:
+        yield aws
+    finally:
+        aws.stop()
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def webhook():
+    with RecordingWebhook() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, stand_in, webhook):
     root = tmp_path_factory.mktemp("up")
     dags = root / "dags"
     shutil.copytree(PROJECT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
@@ -92,51 +64,22 @@ def stack(tmp_path_factory):
         steps:
           remote: {run: check.sleep, params: {seconds: 1}}
     """)
-    aws = AwsStandIn().start()
     settings = root / "mlbatch.toml"
-    settings.write_text(aws.settings_text())
-    slack = RecordingWebhook().__enter__()
-    env = {**os.environ, **aws.airflow_env(), "MLBATCH_SETTINGS": str(settings), **SECRETS, **slack_connection_env("slack_stack", slack.url()), "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-           "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5"}  # artifacts: the stand-in's S3
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([airflow, "pools", "set", "mlbatch_local", "2", "local workers"], env=env, check=True,
-                   capture_output=True)
-    deployed = subprocess.run([sys.executable, "-m", "mlbatch", "deploy", "--specs", str(dags / "specs")], env=env,
-                              cwd=PROJECT, capture_output=True, text=True)
+    settings.write_text(stand_in.settings_text())
+    env = {**stand_in.airflow_env(), "MLBATCH_SETTINGS": str(settings), **SECRETS,
+           **slack_connection_env("slack_stack", webhook.url())}
+    deployed = subprocess.run([sys.executable, "-m", "mlbatch", "deploy", "--specs", str(dags / "specs")],
+                              env={**os.environ, **env}, cwd=PROJECT, capture_output=True, text=True)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlbatch", "up", "--port", str(port)], env=env, cwd=PROJECT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        banner = ""
-        for line in proc.stdout:
-            banner += line
-            if "Ctrl-C" in line or "exited early" in line or "did not answer" in line:
-                break
-        password = re.search(r"user: admin\s+password: (\S+)", banner).group(1)
-        token = _http("POST", f"http://127.0.0.1:{port}/auth/token", {"username": "admin", "password": password})
-        yield Stack(proc, port, token["access_token"], root / "airflow_home", slack, aws)
-    finally:
-        aws.stop()
-        slack.__exit__(None, None, None)
-        if proc.poll() is None:  # a test failed before the Ctrl-C test: stop the stack the same way
-            family = psutil.Process(proc.pid).children(recursive=True)
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            for process in psutil.wait_procs(family, timeout=30)[1]:
-                process.kill()  # airflow standalone runs in a process group of its own
+    with airflow_stack(root, dags, env) as running:
+        yield running
 
 
 def test_the_ui_lists_the_batches(stack):
     def listed():
         dag_ids = {dag["dag_id"] for dag in stack.api("GET", "/api/v2/dags")["dags"]}
         return {"churn_training", "churn_scoring", "kill_check"} <= dag_ids
-    assert _wait_for(listed, within_s=120)  # the dag-processor parses the files in the background
+    assert wait_for(listed, within_s=120)  # the dag-processor parses the files in the background
 
 
 def _worker_of(dag_id: str) -> psutil.Process | None:
@@ -150,7 +93,7 @@ def _worker_of(dag_id: str) -> psutil.Process | None:
 def test_marking_a_running_step_failed_kills_its_worker(stack):
     stack.api("PATCH", "/api/v2/dags/kill_check", {"is_paused": False})
     run = stack.api("POST", "/api/v2/dags/kill_check/dagRuns", {"logical_date": None})
-    worker = _wait_for(lambda: _worker_of("kill_check"), within_s=120, every_s=1.0)
+    worker = wait_for(lambda: _worker_of("kill_check"), within_s=120, every_s=1.0)
     assert worker is not None, "the step's worker never started"
     path = f"/api/v2/dags/kill_check/dagRuns/{run['dag_run_id']}/taskInstances/slow"
     stack.api("PATCH", path, {"new_state": "failed"})
@@ -159,19 +102,19 @@ def test_marking_a_running_step_failed_kills_its_worker(stack):
     assert stack.api("GET", path)["state"] == "failed"
 
 
-def test_secrets_stay_out_of_the_real_task_logs_and_the_alert(stack):
+def test_secrets_stay_out_of_the_real_task_logs_and_the_alert(stack, webhook):
     stack.api("PATCH", "/api/v2/dags/leak_check", {"is_paused": False})
     run = stack.api("POST", "/api/v2/dags/leak_check/dagRuns", {"logical_date": None})
     path = f"/api/v2/dags/leak_check/dagRuns/{run['dag_run_id']}"
-    assert _wait_for(lambda: stack.api("GET", path)["state"] == "failed", within_s=180)
-    assert _wait_for(lambda: len(stack.slack.posts) >= 1, within_s=30)
+    assert wait_for(lambda: stack.api("GET", path)["state"] == "failed", within_s=180)
+    assert wait_for(lambda: len(webhook.posts) >= 1, within_s=30)
     logs = list((stack.home / "logs").glob("dag_id=leak_check/**/*.log"))
     text = "\n".join(log.read_text() for log in logs)
     assert "AWS_SECRET_ACCESS_KEY=***" in text  # the worker printed it; the task log masked it
-    everything = text + "\n".join(stack.slack.texts)
+    everything = text + "\n".join(webhook.texts)
     for value in [*SECRETS.values(), "s3cr3tW3bh00kP4th"]:
         assert value not in everything
-    assert len(stack.slack.posts) == 1 and "`bad_input`" in stack.slack.texts[0]
+    assert len(webhook.posts) == 1 and "`bad_input`" in webhook.texts[0]
 
 
 def _batch_job(name_prefix: str):
@@ -182,33 +125,33 @@ def _batch_job(name_prefix: str):
     return max(jobs, key=lambda job: job.job_created_at) if jobs else None
 
 
-def test_a_batch_step_waits_in_the_triggerer_and_mark_failed_terminates_its_job(stack):
+def test_a_batch_step_waits_in_the_triggerer_and_mark_failed_terminates_its_job(stack, stand_in):
     stack.api("PATCH", "/api/v2/dags/aws_deferred", {"is_paused": False})
     path = "/api/v2/dags/aws_deferred/dagRuns/{}/taskInstances/remote"
     first = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None})["dag_run_id"]
-    assert _wait_for(lambda: stack.api("GET", f"/api/v2/dags/aws_deferred/dagRuns/{first}")["state"] == "success",
+    assert wait_for(lambda: stack.api("GET", f"/api/v2/dags/aws_deferred/dagRuns/{first}")["state"] == "success",
                      within_s=180, every_s=1.0)
     logs = "\n".join(log.read_text() for log in (stack.home / "logs").glob(f"dag_id=aws_deferred/run_id={first}/**/*.log"))
     assert "submitted AWS Batch job" in logs and "[worker] sleeping 1s" in logs  # collected after the deferral
     assert "Trigger fired event" in logs  # the wait ran in the triggerer
 
     # Last in this module: the killed trigger's row id may be reused by the next run's trigger (SQLite).
-    stack.aws.runner.hold()  # the job waits in RUNNABLE, as in a queue without capacity
+    stand_in.runner.hold()  # the job waits in RUNNABLE, as in a queue without capacity
     try:
         second = stack.api("POST", "/api/v2/dags/aws_deferred/dagRuns", {"logical_date": None,
                                                                          "conf": {"cache": "refresh"}})["dag_run_id"]
-        assert _wait_for(lambda: stack.api("GET", path.format(second))["state"] == "deferred", within_s=180,
+        assert wait_for(lambda: stack.api("GET", path.format(second))["state"] == "deferred", within_s=180,
                          every_s=1.0), "the step never handed its wait to the triggerer"
         # Airflow calls a trigger's on_kill only once the triggerer runs it: wait for that
         trigger_logs = f"dag_id=aws_deferred/run_id={second}/**/*.trigger.*.log"
-        assert _wait_for(lambda: any("starting" in log.read_text() for log in (stack.home / "logs").glob(trigger_logs)),
+        assert wait_for(lambda: any("starting" in log.read_text() for log in (stack.home / "logs").glob(trigger_logs)),
                          within_s=120, every_s=0.5), "the triggerer never started the step's trigger"
         stack.api("PATCH", path.format(second), {"new_state": "failed"})
         job = _batch_job("aws_deferred__remote")
-        assert _wait_for(lambda: job.stop, within_s=60, every_s=0.5), "mark failed left the Batch job running"
+        assert wait_for(lambda: job.stop, within_s=60, every_s=0.5), "mark failed left the Batch job running"
         assert job.job_stopped_reason.startswith("mlbatch: cancelled")
     finally:
-        stack.aws.runner.release()
+        stand_in.runner.release()
 
 
 def test_ctrl_c_stops_every_part(stack):

@@ -1,0 +1,145 @@
+"""The web UI in a real browser, and cron schedules, on one real stack (`python -m mlbatch up`).
+
+`airflow dags trigger churn_training` (the example batch, smaller data), then headless Chromium
+logs in, sees every step of that run green in the DAG's grid, finds the worker's own output in a
+step's log and a broken spec among the import errors. Meanwhile the scheduler runs a batch whose
+spec says `schedule: "* * * * *"` each minute by itself: nobody triggers it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.integration.airflow_run import write_batch
+from tests.integration.airflow_stack import PROJECT, airflow_stack, smaller_examples, wait_for
+from tests.integration.browser import VIEWPORT, chromium_or_skip, headless_chromium, png_size
+
+pytestmark = pytest.mark.slow
+RUN_ID = "ui_check"
+STEPS = ["features", "train", "ensemble", "score"]
+CRON_SPEC = """
+    description: Runs every minute; the scheduler starts each run
+    schedule: "* * * * *"
+    defaults: {retries: 0}
+    steps:
+      tick: {run: check.noop}
+"""
+BROKEN_SPEC = """
+    steps:
+      tick: {run: check.nope}
+"""
+BROKEN_MESSAGE = "step 'tick', field 'run': unknown worker 'check.nope'. Fix: did you mean 'check.noop'?"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    smaller_examples(root / "dags")
+    write_batch(root / "dags", "every_minute", CRON_SPEC)
+    write_batch(root / "dags", "broken_spec", BROKEN_SPEC)
+    with airflow_stack(root, root / "dags", {"MLBATCH_ARTIFACTS": str(root / "artifacts")}) as running:
+        def listed():
+            return {"churn_training", "every_minute"} <= {dag["dag_id"] for dag in running.api("GET", "/api/v2/dags")["dags"]}
+        assert wait_for(listed, within_s=120), "the dag-processor never listed the batches"
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cron_unpaused_at(stack) -> datetime:
+    """Unpause the cron batch (new DAGs start paused, as in production) and say when."""
+    unpaused_at = datetime.now(timezone.utc)
+    stack.api("PATCH", "/api/v2/dags/every_minute", {"is_paused": False})
+    return unpaused_at
+
+
+@pytest.fixture(scope="module")
+def training_run(stack, cron_unpaused_at) -> str:
+    """A run of churn_training triggered from the CLI, waited for through the REST API. The cron
+    batch is unpaused first, so that its minutes tick while this run and the browser work."""
+    stack.api("PATCH", "/api/v2/dags/churn_training", {"is_paused": False})
+    triggered = stack.cli("dags", "trigger", "churn_training", "--run-id", RUN_ID)
+    assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+    path = f"/api/v2/dags/churn_training/dagRuns/{RUN_ID}"
+    assert wait_for(lambda: stack.api("GET", path)["state"] in ("success", "failed"), within_s=300)
+    assert stack.api("GET", path)["state"] == "success"
+    return RUN_ID
+
+
+@pytest.fixture(scope="module")
+def page(stack):
+    """A logged-in browser page on the stack's UI."""
+    with headless_chromium(chromium_or_skip()) as browser:
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # bounds for the UI's own fetches, not timings
+        page.goto(stack.url)
+        expect(page).to_have_url(re.compile(r"/auth/login"))  # the UI asks who we are first
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(stack.password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Welcome")).to_be_visible()
+        yield page
+
+
+def _screenshot(page, tmp_path_factory, name: str) -> None:
+    """Save what the browser shows into the test's tmp dir (and into MLBATCH_SCREENSHOTS, e.g. docs)."""
+    path = tmp_path_factory.getbasetemp() / name
+    page.screenshot(path=path)
+    assert png_size(path) == (VIEWPORT["width"], VIEWPORT["height"]) and path.stat().st_size > 10_000
+    if target := os.environ.get("MLBATCH_SCREENSHOTS"):  # refresh the README's: MLBATCH_SCREENSHOTS=docs
+        shutil.copy(path, PROJECT / target / name)
+
+
+def test_the_grid_shows_every_step_of_the_triggered_run_green(stack, training_run, page, tmp_path_factory):
+    page.goto(f"{stack.url}/dags/churn_training")
+    for step in STEPS:
+        page.get_by_test_id(f"grid-{training_run}-{step}").hover()  # the cell's tooltip says its state
+        tooltip = page.get_by_role("tooltip").filter(has_text=f"Task ID: {step}")
+        expect(tooltip).to_contain_text("State: Success")
+        expect(tooltip).to_contain_text(f"Run ID: {training_run}")
+        page.mouse.move(VIEWPORT["width"] - 1, VIEWPORT["height"] - 1)  # the tooltip covers the next cell
+        expect(page.get_by_role("tooltip")).to_have_count(0)
+    _screenshot(page, tmp_path_factory, "ui-grid.png")
+
+
+def test_a_step_log_shows_the_workers_own_lines(stack, training_run, page, tmp_path_factory):
+    page.goto(f"{stack.url}/dags/churn_training/runs/{training_run}/tasks/train")  # opens on its log
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+    page.get_by_role("textbox", name="Search logs...").fill("mlbatch-worker done")
+    for shard in ("0/2", "1/2"):  # printed by each fold's worker process (workers/__main__.py)
+        line = page.get_by_text(re.compile(rf"\[shard {shard}\] mlbatch-worker done: train\.gbdt shard {shard} try 1 "
+                                           r"in [\d.]+s counts=\{\"train_rows\": 10000"))
+        expect(line).to_be_visible()
+    _screenshot(page, tmp_path_factory, "ui-step-log.png")
+
+
+def test_a_broken_spec_is_listed_among_the_import_errors(stack, page):
+    page.goto(stack.url)
+    page.get_by_role("button", name=re.compile(r"\d+ Dag Import Errors?")).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name=re.compile(r"broken_spec\.py")).click()  # unfolds its error
+    expect(dialog).to_contain_text("specs/broken_spec.yaml:3: " + BROKEN_MESSAGE)
+    expect(dialog.get_by_role("button", name=re.compile(r"\.py"))).to_have_count(1)  # the others load
+
+
+def test_the_scheduler_runs_a_cron_batch_by_itself(stack, cron_unpaused_at):
+    path = "/api/v2/dags/every_minute/dagRuns?order_by=-run_after"
+
+    def ticked_since_unpaused():  # a minute that began after the unpause: cron firing, not a replay
+        return [run for run in stack.api("GET", path)["dag_runs"]
+                if datetime.fromisoformat(run["run_after"]) > cron_unpaused_at and run["state"] == "success"]
+    assert wait_for(ticked_since_unpaused, within_s=240), "the scheduler started no run on the minute"
+
+    runs = stack.api("GET", path)["dag_runs"]
+    for run in runs:  # every run the scheduler's own, at a whole minute (Airflow's CronTriggerTimetable)
+        assert (run["run_type"], run["triggered_by"]) == ("scheduled", "timetable"), run
+        assert run["logical_date"] == run["run_after"] and datetime.fromisoformat(run["run_after"]).second == 0, run
+        assert run["dag_run_id"] == f"scheduled__{datetime.fromisoformat(run['run_after']).isoformat()}"
+    run = ticked_since_unpaused()[0]["dag_run_id"]
+    tick = stack.api("GET", f"/api/v2/dags/every_minute/dagRuns/{run}/taskInstances/tick")
+    assert tick["state"] == "success"
