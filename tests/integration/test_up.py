@@ -66,7 +66,8 @@ def stack(tmp_path_factory, stand_in, webhook):
     """)
     settings = root / "mlbatch.toml"
     settings.write_text(stand_in.settings_text())
-    env = {**stand_in.airflow_env(), "MLBATCH_SETTINGS": str(settings), **SECRETS,
+    # the triggers' first look comes one poll interval after the deferral: seconds, as in production
+    env = {**stand_in.airflow_env(), "MLBATCH_SETTINGS": str(settings), "MLBATCH_BATCH_POLL_INTERVAL": "5s", **SECRETS,
            **slack_connection_env("slack_stack", webhook.url())}
     deployed = subprocess.run([sys.executable, "-m", "mlbatch", "deploy", "--specs", str(dags / "specs")],
                               env={**os.environ, **env}, cwd=PROJECT, capture_output=True, text=True)

@@ -45,6 +45,10 @@ class BatchStepTrigger(BaseTrigger):
         hook = BatchClientHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         throttled = 0
         async with await hook.get_async_conn() as client:
+            # First look after one interval: a step defers right after it submits, and an event that
+            # fires within a second or two of the deferral can lose a race in Airflow's scheduler that
+            # fails the task (apache/airflow#66374, #72716, open in 3.3.2).
+            await asyncio.sleep(self.poll_interval_s)
             while True:
                 try:
                     jobs = (await client.describe_jobs(jobs=[self.job_id])).get("jobs", [])

@@ -48,6 +48,10 @@ class EcsStepTrigger(BaseTrigger):
             return
         throttled = 0
         async with await self._hook().get_async_conn() as client:
+            # First look after one interval: a step defers right after it submits, and an event that
+            # fires within a second or two of the deferral can lose a race in Airflow's scheduler that
+            # fails the task (apache/airflow#66374, #72716, open in 3.3.2).
+            await asyncio.sleep(self.poll_interval_s)
             while True:
                 tasks: list[dict[str, Any]] = []
                 try:
