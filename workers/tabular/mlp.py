@@ -215,6 +215,9 @@ def _fit(net: Any, fit: tuple, valid: tuple, fold: Fold, s: Any, tb: Any) -> tup
                 print(f"train.mlp: early stop after epoch {epoch}: no better validation loss for {waited} epochs; "
                       f"keeping epoch {best_epoch}", flush=True)
                 break
+    if best_state is None:  # the validation loss was never finite: keep the last weights, say so
+        print("train.mlp: the validation loss was never finite; keeping the last epoch's weights", flush=True)
+        best_epoch, best_state = epoch, net.state_dict()
     return best_epoch, best_state, epoch
 
 

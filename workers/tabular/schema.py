@@ -103,8 +103,6 @@ def infer(df: Any, *, label: str | None, id: str | None = None, task: str = "bin
           categorical: list[str] | None = None, numeric: list[str] | None = None,
           max_int_categories: int = 10, max_categories: int = 100, where: str = "the table") -> TableSchema:
     """The schema of `df` by the rule in this module's docstring (`id`: None = the table has none)."""
-    import pandas as pd
-
     categorical, numeric = list(categorical or []), list(numeric or [])
     for name, listed in (("categorical", categorical), ("numeric", numeric)):
         for column in listed:
