@@ -156,3 +156,15 @@ def test_mlp_preprocessing_standardises_and_flags_gaps():
     assert numeric.shape == (600, 3) and abs(numeric[:, 0].mean()) < 0.1 and abs(numeric[:, 1].std() - 1) < 0.01
     assert numeric[:, 2].tolist() == X["income"].isna().astype(float).tolist()
     assert categories.shape == (600, 3) and categories.min() >= 0 and (categories[:, 0] == 0).sum() == X["grade"].isna().sum()
+
+
+def test_curves_reach_an_object_store_output(loans_table):
+    """A non-local output (fsspec memory://, as s3:// would be): event files are written locally, then uploaded."""
+    import fsspec
+
+    output = "memory://mlbatch-test/mlp"
+    result = mlp.mlp(StepRequest("train.mlp", {**MLP, "epochs": 1}, {"t": loans_table}, output))
+    fs = fsspec.filesystem("memory")
+    [events] = fs.glob(result.outputs["tensorboard"].removeprefix("memory://") + "/events.out.tfevents.*")
+    assert set(_scalar_tags(fs.cat(events))) == {"loss/train", "auc/train", "loss/valid", "auc/valid"}
+    fs.rm("/mlbatch-test", recursive=True)
