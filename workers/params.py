@@ -58,9 +58,9 @@ class MLPParams(_Params):
     hidden: list[int] = Field([64, 32], min_length=1, description="units of each hidden layer")
     dropout: float = Field(0.1, ge=0, lt=1)
     embedding_dim: int = Field(8, gt=0, le=64, description="largest embedding size of a categorical column")
-    epochs: int = Field(20, gt=0, description="most epochs; early stopping usually ends sooner")
-    patience: int = Field(3, gt=0, description="stop after this many epochs without a better validation loss")
-    batch_size: int = Field(1024, gt=0, le=65536)
+    epochs: int = Field(50, gt=0, description="most epochs; early stopping usually ends sooner")
+    patience: int = Field(5, gt=0, description="stop after this many epochs without a better validation loss")
+    batch_size: int = Field(256, gt=0, le=65536)
     learning_rate: float = Field(0.003, gt=0, le=1)
     weight_decay: float = Field(1e-5, ge=0)
     valid_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the fold's training rows held out "
