@@ -51,6 +51,8 @@ def test_synthetic_columns_and_counts(tmp_path):
     assert len(df) == ROWS and df["customer_id"].is_unique
     assert set(df["contract"]) == {0, 1, 2} and set(df["region"]) == set(features.REGIONS)
     assert result.counts == {"rows": ROWS, "columns": 12, "positives": int(df["churned"].sum())}
+    assert result.extra["schema"]["categorical"] == {"region": features.REGIONS}  # its schema, for every model
+    assert Path(result.outputs["schema"]).exists()
     assert 0.15 < df["churned"].mean() < 0.5  # a realistic churn rate, both classes well present
 
 
