@@ -51,6 +51,8 @@ def test_synthetic_columns_and_counts(tmp_path):
     assert len(df) == ROWS and df["customer_id"].is_unique
     assert set(df["contract"]) == {0, 1, 2} and set(df["region"]) == set(features.REGIONS)
     assert result.counts == {"rows": ROWS, "columns": 12, "positives": int(df["churned"].sum())}
+    assert result.extra["schema"]["categorical"] == {"region": features.REGIONS}  # its schema, for every model
+    assert Path(result.outputs["schema"]).exists()
     assert 0.15 < df["churned"].mean() < 0.5  # a realistic churn rate, both classes well present
 
 
@@ -115,7 +117,7 @@ def test_ensemble_learns_but_not_perfectly(pipeline):
 def test_averaged_model_is_the_mean_of_its_folds(pipeline):
     train_manifest = artifacts.read_step_manifest(pipeline["train"])
     folds = [artifacts.read_joblib(u) for u in artifacts.step_output_uris(train_manifest, "model")]
-    X = features.to_matrix(features.generate(20, 99))
+    X = features.generate(20, 99)  # models take the raw table and select their columns
     expected = sum(m.predict_proba(X)[:, 1] for m in folds) / 3
     got = AveragedModel(folds).predict_proba(X)[:, 1]
     assert got == pytest.approx(expected)
