@@ -21,6 +21,7 @@ class WorkerInfo:
     params: type[BaseModel]
     summary: str
     metrics: tuple[str, ...] = ()  # the step metrics it reports: what a gate may read (checked by lint)
+    tracked: bool = False  # its committed steps are logged as MLflow runs (models, not checks or embeddings)
 
     def load(self) -> Callable:
         module_name, func_name = self.target.split(":")
@@ -33,9 +34,13 @@ WORKERS: dict[str, WorkerInfo] = {
         WorkerInfo("features.synthetic", "workers.tabular.features:synthetic", p.FeaturesParams,
                    "Churn-like tabular features: synthetic rows or a CSV/Parquet source"),
         WorkerInfo("train.gbdt", "workers.tabular.train:gbdt", p.TrainParams,
-                   "Gradient boosting; one cross-validation fold per shard"),
+                   "Gradient boosting; one cross-validation fold per shard", tracked=True),
         WorkerInfo("ensemble.average", "workers.tabular.ensemble:average", p.EnsembleParams,
-                   "Average the fold models; report out-of-fold AUC and log loss", ("auc", "logloss", "folds")),
+                   "Average the fold models; report out-of-fold AUC and log loss", ("auc", "logloss", "folds"),
+                   tracked=True),
+        WorkerInfo("ensemble.stack", "workers.tabular.stack:stack", p.StackParams,
+                   "Stack or average several model steps on their out-of-fold predictions; "
+                   "ROC, calibration and importance plots", ("auc", "logloss", "folds", "models"), tracked=True),
         WorkerInfo("predict.batch", "workers.tabular.predict:batch", p.PredictParams,
                    "Score feature rows with a model; one slice of rows per shard", ("mean_score", "auc")),
         WorkerInfo("drift.features", "workers.tabular.drift:features", p.DriftParams,
