@@ -55,33 +55,34 @@ def reference_auc(X: pd.DataFrame, y: np.ndarray) -> float:
     return roc_auc_score(y, cross_val_predict(model, X, y, cv=folds, method="predict_proba")[:, 1])
 
 
-@pytest.mark.skipif(not TABULAR, reason="needs the table.load and train.mlp workers")
-def test_gbdt_and_mlp_stacked_on_a_bundled_dataset(tmp_path):
-    df = breast_cancer(tmp_path / "breast_cancer.csv")
-    write_batch(tmp_path, "e2e_stack", f"""
+def stacked_spec(data: str, second: str, second_step: str, min_auc: float) -> str:
+    """data -> GBDT + a second model, 5 folds each -> stack -> score."""
+    return f"""
         defaults: {{retries: 0, resources: {{vcpu: 1, memory: 2Gi}}}}
         steps:
-          data:
-            run: table.load
-            params: {{source: {tmp_path / 'breast_cancer.csv'}, label: target}}
+          data: {data}
           gbdt:
             run: train.gbdt
             needs: [data]
             shards: 5
             params: {GBDT}
-          mlp:
-            run: train.mlp
-            needs: [data]
-            shards: 5
-            params: {{seed: {SEED}}}
+          {second}: {second_step}
           ensemble:
             run: ensemble.stack
-            needs: [data, gbdt, mlp]
-            gate: {{metric: auc, min: 0.9}}
+            needs: [data, gbdt, {second}]
+            gate: {{metric: auc, min: {min_auc}}}
           score:
             run: predict.batch
             needs: [ensemble, data]
-    """)
+    """
+
+
+@pytest.mark.skipif(not TABULAR, reason="needs the table.load and train.mlp workers")
+def test_gbdt_and_mlp_stacked_on_a_bundled_dataset(tmp_path):
+    df = breast_cancer(tmp_path / "breast_cancer.csv")
+    write_batch(tmp_path, "e2e_stack", stacked_spec(
+        f"{{run: table.load, params: {{source: '{tmp_path / 'breast_cancer.csv'}', label: target}}}}",
+        "mlp", f"{{run: train.mlp, needs: [data], shards: 5, params: {{seed: {SEED}}}}}", 0.9))
     X = df.drop(columns=["target"]).astype({"size band": "category"})
     check_stacked_batch(tmp_path, "e2e_stack", ["gbdt", "mlp"], reference_auc(X, df["target"].to_numpy()))
 
@@ -90,30 +91,10 @@ def test_gbdt_and_mlp_stacked_on_a_bundled_dataset(tmp_path):
 def test_two_gbdts_stacked_on_the_synthetic_table(tmp_path):
     from workers.tabular.features import LABEL, generate, to_matrix
 
-    write_batch(tmp_path, "e2e_stack", f"""
-        defaults: {{retries: 0, resources: {{vcpu: 1, memory: 2Gi}}}}
-        steps:
-          data:
-            run: features.synthetic
-            params: {{rows: 1500, seed: 11}}
-          gbdt:
-            run: train.gbdt
-            needs: [data]
-            shards: 5
-            params: {GBDT}
-          shallow:
-            run: train.gbdt
-            needs: [data]
-            shards: 5
-            params: {{max_iter: 30, max_depth: 2, seed: {SEED}}}
-          ensemble:
-            run: ensemble.stack
-            needs: [data, gbdt, shallow]
-            gate: {{metric: auc, min: 0.7}}
-          score:
-            run: predict.batch
-            needs: [ensemble, data]
-    """)
+    write_batch(tmp_path, "e2e_stack", stacked_spec(
+        "{run: features.synthetic, params: {rows: 1500, seed: 11}}",
+        "shallow", f"{{run: train.gbdt, needs: [data], shards: 5, params: {{max_iter: 30, max_depth: 2, seed: {SEED}}}}}",
+        0.7))
     df = generate(1500, 11)
     check_stacked_batch(tmp_path, "e2e_stack", ["gbdt", "shallow"], reference_auc(to_matrix(df), df[LABEL].to_numpy()))
 
