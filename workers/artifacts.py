@@ -49,6 +49,12 @@ def _fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
+def local_path(uri: str) -> str | None:
+    """The local file system path of `uri`, or None when it lives elsewhere (s3://, memory://)."""
+    fs, path = _fs(uri)
+    return path if "file" in fs.protocol else None
+
+
 def exists(uri: str) -> bool:
     fs, path = _fs(uri)
     return fs.exists(path)
@@ -168,6 +174,7 @@ def write_shard_manifest(
     outputs: dict[str, str],
     started_at: datetime,
     finished_at: datetime | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Commit one shard. Call it LAST, after every data file of the shard is written."""
     finished_at = finished_at or datetime.now(timezone.utc)
@@ -183,6 +190,7 @@ def write_shard_manifest(
         "started_at": _iso(started_at),
         "finished_at": _iso(finished_at),
         "duration_s": round((finished_at - started_at).total_seconds(), 3),
+        **(extra or {}),
     }
     write_json(shard_manifest_uri(output, shard_index), manifest)
     return manifest

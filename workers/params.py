@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Params(BaseModel):
@@ -17,12 +17,57 @@ class FeaturesParams(_Params):
                                json_schema_extra={"mlbatch_input": "file"})  # its content is in the cache key
 
 
+class ColumnsParams(_Params):
+    include: list[str] | None = Field(None, description="feature columns to keep (the label and id always stay)")
+    exclude: list[str] | None = Field(None, description="feature columns to drop")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "ColumnsParams":
+        if self.include is not None and self.exclude is not None:
+            raise ValueError("give columns.include or columns.exclude, not both")
+        return self
+
+
+class TableParams(_Params):
+    source: str = Field(..., description="CSV or Parquet file, any fsspec URI (s3://..., a local path)",
+                        json_schema_extra={"mlbatch_input": "file"})  # its content is in the cache key
+    label: str | None = Field(None, description="the target column (none: a table to score)")
+    id: str | None = Field(None, description="the id column (none: row_id, the row number, is added)")
+    task: Literal["binary", "regression"] = Field("binary", description="binary: label of 0/1 (or true/false, "
+                                                                        "or see positive); regression: numeric label")
+    positive: str | int | bool | None = Field(None, description="binary: the label value that counts as 1 "
+                                                                "(for labels like yes/no)")
+    columns: ColumnsParams | None = Field(None, description="{include: [...]} or {exclude: [...]} feature columns")
+    categorical: list[str] = Field([], description="columns to treat as categorical whatever their type")
+    numeric: list[str] = Field([], description="columns to treat as numeric whatever their cardinality")
+    max_int_categories: int = Field(10, ge=0, description="an integer column with at most this many distinct "
+                                                          "values is categorical (0: integers are numeric)")
+    max_categories: int = Field(100, ge=1, le=254, description="categories kept per column, the most frequent; "
+                                                               "rarer values count as missing")
+
+
 class TrainParams(_Params):
     max_iter: int = Field(100, gt=0, description="boosting iterations")
     learning_rate: float = Field(0.1, gt=0, le=1)
     max_depth: int | None = Field(None, gt=0)
     max_leaf_nodes: int = Field(31, gt=1)
-    seed: int = 7
+    seed: int = Field(7, description="fold split and model seed; model steps with the same seed share folds")
+
+
+class MLPParams(_Params):
+    hidden: list[int] = Field([64, 32], min_length=1, description="units of each hidden layer")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    embedding_dim: int = Field(8, gt=0, le=64, description="largest embedding size of a categorical column")
+    epochs: int = Field(20, gt=0, description="most epochs; early stopping usually ends sooner")
+    patience: int = Field(3, gt=0, description="stop after this many epochs without a better validation loss")
+    batch_size: int = Field(1024, gt=0, le=65536)
+    learning_rate: float = Field(0.003, gt=0, le=1)
+    weight_decay: float = Field(1e-5, ge=0)
+    valid_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the fold's training rows held out "
+                                                                 "for early stopping (the out-of-fold rows stay unseen)")
+    seed: int = Field(7, description="fold split, initial weights and batch order; same seed on CPU, same model")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when the step asks for one "
+                                                                       "(resources.gpu) and one is present")
 
 
 class EnsembleParams(_Params):

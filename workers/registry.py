@@ -31,18 +31,26 @@ class WorkerInfo:
 WORKERS: dict[str, WorkerInfo] = {
     info.name: info
     for info in [
+        WorkerInfo("table.load", "workers.tabular.table:load", p.TableParams,
+                   "Any CSV/Parquet table (any fsspec URI): label, id, columns; infers and records its schema"),
         WorkerInfo("features.synthetic", "workers.tabular.features:synthetic", p.FeaturesParams,
-                   "Churn-like tabular features: synthetic rows or a CSV/Parquet source"),
+                   "Churn-like tabular features (the demo's table, with its schema): synthetic rows or a file"),
         WorkerInfo("train.gbdt", "workers.tabular.train:gbdt", p.TrainParams,
-                   "Gradient boosting; one cross-validation fold per shard", tracked=True),
+                   "Gradient boosting (native categoricals) on any table schema; one cross-validation fold per shard",
+                   ("auc", "logloss", "rmse", "mae"), tracked=True),
+        WorkerInfo("train.mlp", "workers.tabular.mlp:mlp", p.MLPParams,
+                   "Torch MLP (standardised numerics, categorical embeddings, early stopping, TensorBoard "
+                   "curves); one cross-validation fold per shard, GPU when asked for and present",
+                   ("auc", "logloss", "rmse", "mae", "best_epoch"), tracked=True),
         WorkerInfo("ensemble.average", "workers.tabular.ensemble:average", p.EnsembleParams,
-                   "Average the fold models; report out-of-fold AUC and log loss", ("auc", "logloss", "folds"),
-                   tracked=True),
+                   "Average the fold models; report out-of-fold AUC and log loss (regression: RMSE, MAE)",
+                   ("auc", "logloss", "rmse", "mae", "folds"), tracked=True),
         WorkerInfo("ensemble.stack", "workers.tabular.stack:stack", p.StackParams,
                    "Stack or average several model steps on their out-of-fold predictions; "
                    "ROC, calibration and importance plots", ("auc", "logloss", "folds", "models"), tracked=True),
         WorkerInfo("predict.batch", "workers.tabular.predict:batch", p.PredictParams,
-                   "Score feature rows with a model; one slice of rows per shard", ("mean_score", "auc")),
+                   "Score table rows with a model (its own schema); one slice of rows per shard",
+                   ("mean_score", "auc", "logloss", "rmse", "mae")),
         WorkerInfo("drift.features", "workers.tabular.drift:features", p.DriftParams,
                    "Drift of each feature between a reference table and a new one (PSI or KS)",
                    ("drift", "drift_mean")),

@@ -113,6 +113,7 @@ class ShardResult:
     counts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # more top-level entries of the shard manifest (e.g. schema)
 
 
 def _describe(exc: ValidationError) -> str:

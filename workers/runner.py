@@ -30,6 +30,7 @@ def run(request: StepRequest) -> dict[str, Any]:
         metrics={k: _finite(v) for k, v in result.metrics.items()},
         outputs=result.outputs,
         started_at=started,
+        extra=result.extra,
     )
 
 

@@ -113,9 +113,9 @@ def test_example_churn_training_batch(tmp_path):
     result = dags_test(project / "dags", "churn_training")
     assert result.returncode == 0, result.output[-5000:]
     report = collect("churn_training")
-    assert [row.state for row in report.steps] == ["success"] * 4
+    assert [row.state for row in report.steps] == ["success"] * 5
     by_step = {row.step: row.summary for row in report.steps}
-    assert by_step["train"]["shard_count"] == 5
+    assert by_step["train"]["shard_count"] == by_step["train_mlp"]["shard_count"] == 5
     assert by_step["score"]["shard_count"] == 4  # 200000 rows, 50000 per shard
     assert 0.7 < by_step["ensemble"]["metrics"]["auc"] < 0.99
     assert by_step["score"]["counts"]["rows"] == by_step["features"]["counts"]["rows"] == 200000

@@ -18,7 +18,8 @@ import pandas as pd
 
 from workers import artifacts
 from workers.errors import BadInput
-from workers.tabular.features import ID, LABEL, read_features
+from workers.tabular.schema import read_schema
+from workers.tabular.table import read_features
 from workers.request import ShardResult, StepRequest
 
 EPSILON = 1e-4  # share given to an empty bin, so that ln(new% / ref%) stays finite
@@ -28,9 +29,10 @@ def features(request: StepRequest) -> ShardResult:
     if request.shard_count != 1:
         raise BadInput(f"drift.features runs as one shard, got shards={request.shard_count}")
     settings = request.settings
-    reference = read_features(_reference_manifest(request))
-    current = read_features(_current_manifest(request))
-    columns = _columns(settings.columns, reference, current)
+    reference_manifest, current_manifest = _reference_manifest(request), _current_manifest(request)
+    reference, current = read_features(reference_manifest), read_features(current_manifest)
+    not_features = _ids_and_labels(reference_manifest) | _ids_and_labels(current_manifest)
+    columns = _columns(settings.columns, reference, current, not_features)
     measure = psi if settings.method == "psi" else ks
     values = {column: measure(reference[column], current[column], settings.bins) for column in columns}
     worst = max(values, key=values.get)
@@ -79,7 +81,17 @@ def _finite(series: pd.Series) -> np.ndarray:
     return values
 
 
-def _columns(wanted: list[str] | None, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
+def _ids_and_labels(manifest: dict[str, Any]) -> set[str]:
+    """The id and label columns of a table, by its schema: never compared as features."""
+    try:
+        schema = read_schema(manifest)
+    except BadInput:  # a table without a schema: every numeric column is a feature
+        return set()
+    return {c for c in (schema.id, schema.label) if c}
+
+
+def _columns(wanted: list[str] | None, reference: pd.DataFrame, current: pd.DataFrame,
+             not_features: set[str]) -> list[str]:
     if wanted:
         for column in wanted:
             for name, table in (("reference", reference), ("new", current)):
@@ -88,7 +100,7 @@ def _columns(wanted: list[str] | None, reference: pd.DataFrame, current: pd.Data
                 if not pd.api.types.is_numeric_dtype(table[column]):
                     raise BadInput(f"column '{column}' of the {name} table is not numeric: drift is measured on numbers")
         return list(wanted)
-    shared = [c for c in reference.columns if c in current.columns and c not in (ID, LABEL)
+    shared = [c for c in reference.columns if c in current.columns and c not in not_features
               and pd.api.types.is_numeric_dtype(reference[c]) and pd.api.types.is_numeric_dtype(current[c])]
     if not shared:
         raise BadInput("the reference and the new table share no numeric feature column")

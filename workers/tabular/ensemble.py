@@ -4,11 +4,10 @@ from __future__ import annotations
 import pandas as pd
 
 from workers import artifacts
-
-from workers.tabular import metrics
 from workers.errors import BadInput
-from workers.tabular.models import AveragedModel
 from workers.request import ShardResult, StepRequest
+from workers.tabular import metrics
+from workers.tabular.models import AveragedModel
 
 
 def average(request: StepRequest) -> ShardResult:
@@ -24,11 +23,10 @@ def average(request: StepRequest) -> ShardResult:
     if oof["row"].duplicated().any():
         raise BadInput(f"out-of-fold predictions of {manifest['step_uri']} overlap: not disjoint folds")
 
-    uri = artifacts.write_joblib(request.shard_path("model.joblib"), AveragedModel(models))
+    model = AveragedModel(models)
+    uri = artifacts.write_joblib(request.shard_path("model.joblib"), model)
     return ShardResult(
         counts={"models": len(models), "oof_rows": len(oof)},
-        metrics={"auc": metrics.auc(oof["y"], oof["pred"]),
-                 "logloss": metrics.logloss(oof["y"], oof["pred"]),
-                 "folds": len(models)},
+        metrics={**metrics.scores(model.task, oof["y"], oof["pred"]), "folds": len(models)},
         outputs={"model": uri},
     )

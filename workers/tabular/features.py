@@ -1,15 +1,17 @@
-"""features.synthetic: churn-like customer features, generated or read from a file."""
+"""features.synthetic: churn-like customer features, generated or read from a file (the demo's data).
+
+Its schema is fixed, not inferred: `region` is categorical, the other features numeric.
+Any other table: table.load.
+"""
 from __future__ import annotations
 
-from typing import Any
-
-import fsspec
 import numpy as np
 import pandas as pd
 
-from workers import artifacts
 from workers.errors import BadInput
 from workers.request import ShardResult, StepRequest
+from workers.tabular.schema import TableSchema
+from workers.tabular.table import read_source as read_table_file, write_table
 
 ID = "customer_id"
 LABEL = "churned"
@@ -17,6 +19,7 @@ NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "contract", "sup
            "late_payments", "num_products", "has_autopay", "age"]
 REGIONS = ["north", "south", "east", "west"]
 FEATURES = NUMERIC + ["region"]
+SCHEMA = TableSchema(task="binary", label=LABEL, id=ID, numeric=NUMERIC, categorical={"region": REGIONS})
 
 
 def synthetic(request: StepRequest) -> ShardResult:
@@ -27,11 +30,7 @@ def synthetic(request: StepRequest) -> ShardResult:
         df = read_source(settings.source)
     else:
         df = generate(settings.rows, settings.seed)
-    uri = artifacts.write_parquet(request.shard_path("features.parquet"), df)
-    counts = {"rows": len(df), "columns": df.shape[1]}
-    if LABEL in df:
-        counts["positives"] = int(df[LABEL].sum())
-    return ShardResult(counts=counts, outputs={"features": uri})
+    return write_table(request, df, SCHEMA)
 
 
 def generate(rows: int, seed: int) -> pd.DataFrame:
@@ -82,19 +81,7 @@ def generate(rows: int, seed: int) -> pd.DataFrame:
 
 def read_source(source: str) -> pd.DataFrame:
     """Read a CSV or Parquet file and check it has every feature column."""
-    lower = source.lower()
-    if not lower.endswith((".csv", ".parquet", ".pq")):
-        raise BadInput(f"source {source}: expected a .csv or .parquet file")
-    if not artifacts.exists(source):
-        raise BadInput(f"source {source} does not exist")
-    try:
-        if lower.endswith(".csv"):
-            with fsspec.open(source, "rb") as fh:
-                df = pd.read_csv(fh)
-        else:
-            df = artifacts.read_parquet(source)
-    except Exception as exc:  # any parser error means the file itself is unusable
-        raise BadInput(f"source {source} is unreadable: {type(exc).__name__}: {exc}") from None
+    df = read_table_file(source)
     missing = [c for c in FEATURES if c not in df.columns]
     if missing:
         raise BadInput(f"source {source} is missing required column(s): {', '.join(missing)}")
@@ -111,16 +98,3 @@ def read_source(source: str) -> pd.DataFrame:
     keep = [ID, *FEATURES] + ([LABEL] if LABEL in df.columns else [])
     return df[keep]
 
-
-def read_features(manifest: dict[str, Any]) -> pd.DataFrame:
-    """All feature rows of a committed features step, in shard order."""
-    frames = [artifacts.read_parquet(uri) for uri in artifacts.step_output_uris(manifest, "features")]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def to_matrix(df: pd.DataFrame) -> pd.DataFrame:
-    """The model's input: feature columns, region as a fixed categorical so that
-    training and scoring agree on its codes (unknown regions become missing)."""
-    X = df[FEATURES].copy()
-    X["region"] = pd.Categorical(X["region"], categories=REGIONS)
-    return X

@@ -1,32 +1,96 @@
-"""Model wrappers that are pickled into artifacts.
+"""Model objects pickled into artifacts: each holds its table schema and takes the RAW table.
 
-Kept free of heavy imports at module level: unpickling a model imports this
-module, and the Airflow side may import it to inspect an artifact.
+`predict_proba(df)` (binary: columns P(0), P(1)) or `predict(df)` (regression) select and
+convert the columns themselves through `schema.frame`, so a scoring table only needs the
+training columns, in any order, with any extra columns.
+
+Kept free of heavy imports at module level: unpickling a model imports this module, and the
+Airflow side may import it to inspect an artifact.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from workers.tabular.schema import TableSchema
 
-class AveragedModel:
-    """Average of the predicted probabilities of several fitted classifiers."""
+
+class TabularModel:
+    """Base: subclasses implement `_predict(X)` on `schema.frame(df)`: P(1) or the prediction."""
+
+    schema: TableSchema
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.schema.features
+
+    @property
+    def task(self) -> str:
+        return self.schema.task
+
+    @property
+    def classes_(self) -> Any:
+        import numpy as np
+
+        return np.array([0, 1])
+
+    def _predict(self, X: Any) -> Any:
+        raise NotImplementedError
+
+    def score(self, df: Any) -> Any:
+        """One number per row: P(1) for binary, the prediction for regression."""
+        return self._predict(self.schema.frame(df, where="the scoring table"))
+
+    def predict_proba(self, df: Any) -> Any:
+        import numpy as np
+
+        if self.task != "binary":
+            raise TypeError(f"predict_proba: a {self.task} model predicts values; use predict")
+        p = np.asarray(self.score(df), dtype="float64")
+        return np.column_stack([1 - p, p])
+
+    def predict(self, df: Any) -> Any:
+        import numpy as np
+
+        score = np.asarray(self.score(df), dtype="float64")
+        return (score >= 0.5).astype("int64") if self.task == "binary" else score
+
+
+class GBDTModel(TabularModel):
+    """A fitted HistGradientBoosting estimator; categoricals go in as pandas Categorical."""
+
+    def __init__(self, schema: TableSchema, estimator: Any):
+        self.schema = schema
+        self.estimator = estimator
+
+    def _predict(self, X: Any) -> Any:
+        if self.task == "binary":
+            return self.estimator.predict_proba(X)[:, 1]
+        return self.estimator.predict(X)
+
+    def __repr__(self) -> str:
+        return f"GBDTModel({self.task}, {len(self.feature_names)} features)"
+
+
+class AveragedModel(TabularModel):
+    """The mean of several models' P(1) (or predictions) on the same rows."""
 
     def __init__(self, models: Sequence[Any]):
         if not models:
             raise ValueError("AveragedModel needs at least one model")
         self.models = list(models)
+        self.schema = self.models[0].schema
 
-    @property
-    def classes_(self) -> Any:
-        return self.models[0].classes_
-
-    def predict_proba(self, X: Any) -> Any:
+    def score(self, df: Any) -> Any:
         import numpy as np
 
-        return np.mean([m.predict_proba(X) for m in self.models], axis=0)
-
-    def predict(self, X: Any) -> Any:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return np.mean([predict_scores(m, df) for m in self.models], axis=0)
 
     def __repr__(self) -> str:
         return f"AveragedModel({len(self.models)} models)"
+
+
+def predict_scores(model: Any, df: Any) -> Any:
+    """P(1) or the prediction of any model object with the contract's interface."""
+    if getattr(model, "task", "binary") == "regression" or not hasattr(model, "predict_proba"):
+        return model.predict(df)
+    return model.predict_proba(df)[:, 1]

@@ -1,45 +1,65 @@
-"""predict.batch: score feature rows with a model, one contiguous slice per shard."""
+"""predict.batch: score table rows with a model, one contiguous slice per shard.
+
+The model brings its own schema (workers.tabular.schema): the scoring table needs its training
+columns (any order, extra columns ignored), and a missing one fails as bad input naming it.
+"""
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from workers import artifacts
-
-from workers.tabular import metrics
 from workers.errors import BadInput
-from workers.tabular.features import ID, LABEL, read_features, to_matrix
-from workers.tabular.models import AveragedModel
 from workers.request import ShardResult, StepRequest
+from workers.tabular import metrics
+from workers.tabular.models import AveragedModel, predict_scores
+from workers.tabular.schema import read_schema
+from workers.tabular.table import read_features
 
 
 def batch(request: StepRequest) -> ShardResult:
-    model = _load_model(_model_manifest(request))
-    df = read_features(request.input_with("features"))
+    model_manifest = _model_manifest(request)
+    model = _load_model(model_manifest)
+    table_manifest = request.input_with("features")
+    df = read_features(table_manifest)
+    id_column = _id_column(table_manifest, df, model.schema.id)
     start, stop = slice_bounds(len(df), request.shard_index, request.shard_count)
     rows = df.iloc[start:stop]
+    where = f"the table of input step {table_manifest.get('step_uri')}"
+    model.schema.frame(df.head(0), where=where)  # a missing training column: bad input, before any work
 
-    score = model.predict_proba(to_matrix(rows))[:, 1] if len(rows) else []
-    scores = pd.DataFrame({ID: rows[ID].to_numpy(), "score": score})
-    scores["score"] = scores["score"].astype("float64")
-    scores["flagged"] = scores["score"] >= request.settings.threshold
+    score = np.asarray(predict_scores(model, rows), dtype="float64") if len(rows) else np.empty(0)
+    scores = pd.DataFrame({id_column: rows[id_column].to_numpy(), "score": score})
+    counts: dict[str, Any] = {"rows": len(rows)}
+    if model.schema.task == "binary":
+        scores["flagged"] = scores["score"] >= request.settings.threshold
+        counts["flagged"] = int(scores["flagged"].sum())
     uri = artifacts.write_parquet(request.shard_path("scores.parquet"), scores)
 
     result_metrics: dict[str, Any] = {"mean_score": float(scores["score"].mean()) if len(rows) else None}
-    if LABEL in rows.columns:
-        result_metrics["auc"] = metrics.auc(rows[LABEL], scores["score"])
-    return ShardResult(
-        counts={"rows": len(rows), "flagged": int(scores["flagged"].sum())},
-        metrics=result_metrics,
-        outputs={"scores": uri},
-    )
+    label = model.schema.label
+    if label and label in rows.columns and len(rows):
+        result_metrics.update(metrics.scores(model.schema.task, rows[label].to_numpy(), score))
+    return ShardResult(counts=counts, metrics=result_metrics, outputs={"scores": uri})
 
 
 def slice_bounds(total: int, shard: int, shards: int) -> tuple[int, int]:
     """Rows [i*N//n, (i+1)*N//n): every row in exactly one shard, sizes differ by at most one."""
     return shard * total // shards, (shard + 1) * total // shards
+
+
+def _id_column(manifest: dict[str, Any], df: pd.DataFrame, model_id: str) -> str:
+    """The scoring table's own id column (from its schema), else the one the model was trained with."""
+    try:
+        own = read_schema(manifest).id
+    except BadInput:
+        own = model_id
+    if own not in df.columns:
+        raise BadInput(f"the table of input step {manifest.get('step_uri')} has no id column {own!r}")
+    return own
 
 
 def _model_manifest(request: StepRequest) -> dict[str, Any]:
@@ -54,4 +74,8 @@ def _model_manifest(request: StepRequest) -> dict[str, Any]:
 def _load_model(manifest: dict[str, Any]) -> Any:
     # a training step has one model per fold: score with their average
     models = [artifacts.read_joblib(uri) for uri in artifacts.step_output_uris(manifest, "model")]
+    for model in models:
+        if getattr(model, "schema", None) is None:
+            raise BadInput(f"the model of step {manifest.get('step_uri')} carries no table schema: it was trained "
+                           f"by an older version; run its training batch again")
     return models[0] if len(models) == 1 else AveragedModel(models)

@@ -15,8 +15,10 @@ from workers import artifacts
 from workers.errors import BadInput
 from workers.request import ShardResult, StepRequest
 from workers.tabular import metrics, plots
+from workers.tabular.importance import permutation_auc_drop
 from workers.tabular.models import AveragedModel
 from workers.tabular.stacked import StackedModel, logit
+from workers.tabular.table import read_features
 
 ENSEMBLE = "ensemble"  # the ensemble's name in plots
 
@@ -158,7 +160,8 @@ def _write_plots(request: StepRequest, manifests: dict[str, dict[str, Any]], mod
 
 def _importance(request: StepRequest, manifests: dict[str, dict[str, Any]], model: StackedModel,
                 oof: pd.DataFrame) -> dict[str, float] | None:
-    """Permutation importance of the whole ensemble in the raw table's columns, on a sample of rows.
+    """Permutation importance of the whole ensemble in the raw table's columns, on a sample of rows
+    (the models take raw table rows and convert them themselves, so a shuffled string column stays a string column).
 
     Needs the data step among the inputs (`needs: [data, ...]`): the out-of-fold rows point
     into its table. Without it there is no importance plot (said in the log).
@@ -171,20 +174,6 @@ def _importance(request: StepRequest, manifests: dict[str, dict[str, Any]], mode
     settings = request.settings
     rng = np.random.default_rng(settings.seed)
     sample = oof.iloc[np.sort(rng.choice(len(oof), size=min(settings.importance_rows, len(oof)), replace=False))]
-    frames = [artifacts.read_parquet(uri) for uri in artifacts.step_output_uris(table, "features")]
-    rows = pd.concat(frames, ignore_index=True).iloc[sample["row"].to_numpy()].reset_index(drop=True)
-    X = _model_frame(table, rows)
-    columns = [c for c in model.feature_names if c in X.columns]
-    from workers.tabular.importance import permutation_auc_drop
-
-    return permutation_auc_drop(model, X, sample["y"].to_numpy(), columns, settings.importance_repeats, settings.seed)
-
-
-def _model_frame(table: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
-    # Models of a data step that records its schema take the raw table rows and convert them
-    # themselves; the older churn features step feeds its fixed matrix.
-    if "schema" in table or artifacts.step_output_uris(table, "schema"):
-        return rows
-    from workers.tabular.features import to_matrix
-
-    return to_matrix(rows)
+    rows = read_features(table).iloc[sample["row"].to_numpy()].reset_index(drop=True)
+    columns = [c for c in model.feature_names if c in rows.columns]
+    return permutation_auc_drop(model, rows, sample["y"].to_numpy(), columns, settings.importance_repeats, settings.seed)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from workers.tabular.models import TabularModel, predict_scores
+
 EPS = 1e-6  # probabilities are clipped before the logit so 0 and 1 stay finite
 
 
@@ -16,14 +18,16 @@ def logit(p: Any) -> Any:
     return np.log(p / (1 - p))
 
 
-class StackedModel:
+class StackedModel(TabularModel):
     """Several model steps combined on their probability of class 1.
 
     method "stack": sigmoid(intercept + sum coef_j * logit(p_j)), the logistic regression
     fitted on the out-of-fold predictions; method "average": sum weight_j * p_j.
     Each base is whatever its step scores with (the average of its fold models); every
-    base gets the same input frame and selects its own columns.
+    base gets the same raw table rows and selects and converts its own columns.
     """
+
+    task = "binary"
 
     def __init__(self, bases: Mapping[str, Any], method: str, weights: Sequence[float], intercept: float = 0.0):
         if not bases:
@@ -36,12 +40,9 @@ class StackedModel:
         self.method = method
         self.weights = [float(w) for w in weights]
         self.intercept = float(intercept)
-
-    @property
-    def classes_(self) -> Any:
-        import numpy as np
-
-        return np.array([0, 1])
+        # the schema predict.batch checks a scoring table against: the first base's (every base
+        # still checks its own columns when it scores)
+        self.schema = next((m.schema for m in self.bases.values() if getattr(m, "schema", None) is not None), None)
 
     @property
     def feature_names(self) -> list[str]:
@@ -57,7 +58,7 @@ class StackedModel:
         """(rows, bases) probabilities of class 1, one column per base step."""
         import numpy as np
 
-        return np.column_stack([np.asarray(m.predict_proba(X))[:, 1] for m in self.bases.values()])
+        return np.column_stack([np.asarray(predict_scores(m, X), dtype="float64") for m in self.bases.values()])
 
     def combine(self, probabilities: Any) -> Any:
         """The ensemble's probability of class 1 from the bases' (rows, bases) probabilities."""
@@ -68,14 +69,8 @@ class StackedModel:
             return np.asarray(probabilities) @ w
         return 1 / (1 + np.exp(-(self.intercept + logit(probabilities) @ w)))
 
-    def predict_proba(self, X: Any) -> Any:
-        import numpy as np
-
-        p = self.combine(self.base_predictions(X))
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X: Any) -> Any:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+    def score(self, df: Any) -> Any:
+        return self.combine(self.base_predictions(df))
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{name}={w:.3g}" for name, w in zip(self.bases, self.weights))
@@ -83,11 +78,4 @@ class StackedModel:
 
 
 def _feature_names(model: Any) -> list[str]:
-    # schema-aware models say `feature_names`; plain scikit-learn ones `feature_names_in_`;
-    # an average of fold models answers for its first fold
-    for attr in ("feature_names", "feature_names_in_"):
-        names = getattr(model, attr, None)
-        if names is not None:
-            return [str(n) for n in names]
-    inner = getattr(model, "models", None)
-    return _feature_names(inner[0]) if inner else []
+    return list(getattr(model, "feature_names", None) or [])

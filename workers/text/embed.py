@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from workers import artifacts
+from workers.device import asked_gpus, choose
 from workers.errors import BadInput
 from workers.tabular.predict import slice_bounds
 from workers.request import ShardResult, StepRequest
@@ -98,23 +99,16 @@ def read_texts(request: StepRequest) -> tuple[Any, list[str]]:
 
 def pick_device(wanted: str, precision: str, log=print, cuda_available: bool | None = None) -> tuple[str, str]:
     """('cuda' | 'cpu', 'fp32' | 'fp16' | 'bf16'), and a log line whenever a GPU step runs on CPU."""
-    if cuda_available is None:
-        import torch
+    device = choose(wanted, "embed.text", log=log, cuda_available=cuda_available,
+                    fallback_note="running on CPU in fp32")
+    if device == "cuda":
+        if precision == "auto":
+            import torch
 
-        cuda_available = torch.cuda.is_available()
-    asked_gpu = int(os.environ.get("MLBATCH_GPU", "0") or 0)
-    if wanted == "cuda" or (wanted == "auto" and (cuda_available or asked_gpu)):
-        if cuda_available:
-            if precision == "auto":
-                import torch
-
-                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-            return "cuda", precision
-        why = "params.device is cuda" if wanted == "cuda" else f"the step asks for {asked_gpu} GPU"
-        log(f"embed.text: GPU fallback: {why} but no GPU is visible (torch.cuda.is_available() is False); "
-            f"running on CPU in fp32")
-        return "cpu", "fp32"
-    if precision not in ("auto", "fp32"):
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "cuda", precision
+    fell_back = wanted == "cuda" or (wanted == "auto" and asked_gpus())  # already said so
+    if precision not in ("auto", "fp32") and not fell_back:
         log(f"embed.text: running on CPU: params.precision {precision} applies to GPUs only; using fp32")
     return "cpu", "fp32"
 

@@ -57,8 +57,9 @@ def test_cli_list():
     assert {line.split()[0] for line in out.stdout.splitlines()} == {
         "features.synthetic", "train.gbdt", "ensemble.average", "predict.batch", "drift.features",
         "check.noop", "check.sleep", "check.memory", "check.fail",
-        "articles.corpus", "history.synthetic", "embed.text", "recommend.topk"}
-    assert "metrics: auc, logloss, folds" in out.stdout  # what a gate may read
+        "articles.corpus", "history.synthetic", "embed.text", "recommend.topk",
+        "table.load", "train.mlp", "ensemble.stack"}
+    assert "metrics: auc, logloss, rmse, mae, folds" in out.stdout  # what a gate may read
 
 
 def test_cli_runs_and_commits_a_shard(tmp_path):

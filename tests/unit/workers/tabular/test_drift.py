@@ -8,7 +8,7 @@ import pytest
 from workers import artifacts
 from workers.tabular.drift import ks, psi
 from workers.errors import BadInput
-from workers.tabular.features import generate
+from workers.tabular.features import SCHEMA, generate
 from workers.request import StepRequest
 from workers.runner import run
 
@@ -48,7 +48,8 @@ def _table(tmp_path, name, df):
     uri = artifacts.write_parquet(artifacts.join(artifacts.shard_dir(output, 0), "features.parquet"), df)
     artifacts.write_shard_manifest(output, worker="features.synthetic", shard_index=0, shard_count=1, try_number=1,
                                    params={}, counts={"rows": len(df)}, metrics={}, outputs={"features": uri},
-                                   started_at=pd.Timestamp.now(tz="UTC").to_pydatetime())
+                                   started_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+                                   extra={"schema": SCHEMA.model_dump(mode="json")})  # as features.synthetic writes it
     artifacts.commit_step(output, 1)
     return output
 

@@ -115,7 +115,7 @@ def test_ensemble_learns_but_not_perfectly(pipeline):
 def test_averaged_model_is_the_mean_of_its_folds(pipeline):
     train_manifest = artifacts.read_step_manifest(pipeline["train"])
     folds = [artifacts.read_joblib(u) for u in artifacts.step_output_uris(train_manifest, "model")]
-    X = features.to_matrix(features.generate(20, 99))
+    X = features.generate(20, 99)  # models take the raw table and select their columns
     expected = sum(m.predict_proba(X)[:, 1] for m in folds) / 3
     got = AveragedModel(folds).predict_proba(X)[:, 1]
     assert got == pytest.approx(expected)

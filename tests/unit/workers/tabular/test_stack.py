@@ -15,9 +15,10 @@ from workers import artifacts
 from workers.errors import BadInput
 from workers.request import StepRequest
 from workers.runner import run
-from workers.tabular.features import read_features, to_matrix
 from workers.tabular.importance import permutation_auc_drop
 from workers.tabular.stacked import StackedModel, logit
+from workers.tabular.schema import TableSchema
+from workers.tabular.table import read_features
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +59,12 @@ def test_metrics_of_each_model_and_of_the_cross_validated_stack(steps):
     assert [metrics["weight_deep"], metrics["weight_shallow"]] == pytest.approx(list(final.coef_[0]))
 
 
-def test_stacked_model_scores_raw_rows_and_predict_batch_uses_it(steps):
+def test_stacked_model_scores_raw_table_rows_and_predict_batch_uses_it(steps):
     manifest = artifacts.read_step_manifest(steps["stack"])
     model = artifacts.read_joblib(manifest["shards"][0]["outputs"]["model"])
     assert isinstance(model, StackedModel) and list(model.bases) == ["deep", "shallow"]
-    X = to_matrix(read_features(artifacts.read_step_manifest(steps["features"])).head(50))
+    assert model.schema.label == "churned" and "region" in model.feature_names
+    X = read_features(artifacts.read_step_manifest(steps["features"])).head(50)  # raw rows, label and id included
     proba = model.predict_proba(X)
     assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)
     base = np.column_stack([m.predict_proba(X)[:, 1] for m in model.bases.values()])
@@ -106,6 +108,8 @@ def test_average_weights_must_name_the_input_steps(steps, tmp_path):
 
 class ConstantModel:
     """A fold model that predicts one probability for every row."""
+
+    schema = TableSchema(label="y", numeric=["x"])
 
     def __init__(self, p: float):
         self.p = p
