@@ -31,8 +31,8 @@ def _smaller_examples(dags: Path) -> None:
         for (batch, step), params in SMALLER.items():
             if batch == name:
                 spec["steps"][step]["params"] = params
-        if name == "churn_training":
-            spec["steps"]["train"]["shards"] = 2
+        if name == "churn_training":  # the stack needs both model steps on the same folds
+            spec["steps"]["train"]["shards"] = spec["steps"]["train_mlp"]["shards"] = 2
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 

@@ -22,16 +22,12 @@ from mlbatch.cli.report import collect
 from mlbatch.tracking.store import tracking_uri
 from tests.integration.airflow_run import dags_test, migrate_db, write_batch
 from workers import artifacts
-from workers.registry import WORKERS
 
 pytestmark = pytest.mark.slow
 
 SEED = 7
 GBDT = {"max_iter": 50, "learning_rate": 0.05, "max_depth": 3, "seed": SEED}
 PLOTS = ("roc", "calibration", "importance")
-# table.load and train.mlp come with the tabular-data workers; until they are registered the
-# same checks run on the synthetic churn table with two GBDTs as the base models.
-TABULAR = {"table.load", "train.mlp"} <= set(WORKERS)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,48 +51,35 @@ def reference_auc(X: pd.DataFrame, y: np.ndarray) -> float:
     return roc_auc_score(y, cross_val_predict(model, X, y, cv=folds, method="predict_proba")[:, 1])
 
 
-def stacked_spec(data: str, second: str, second_step: str, min_auc: float) -> str:
-    """data -> GBDT + a second model, 5 folds each -> stack -> score."""
-    return f"""
+def test_gbdt_and_mlp_stacked_tracked_and_scored(tmp_path):
+    df = breast_cancer(tmp_path / "breast_cancer.csv")
+    write_batch(tmp_path, "e2e_stack", f"""
         defaults: {{retries: 0, resources: {{vcpu: 1, memory: 2Gi}}}}
         steps:
-          data: {data}
+          data:
+            run: table.load
+            params: {{source: '{tmp_path / "breast_cancer.csv"}', label: target}}
           gbdt:
             run: train.gbdt
             needs: [data]
             shards: 5
             params: {GBDT}
-          {second}: {second_step}
+          mlp:
+            run: train.mlp
+            needs: [data]
+            shards: 5
+            params: {{hidden: [32], epochs: 30, patience: 5, batch_size: 64, seed: {SEED}}}
           ensemble:
             run: ensemble.stack
-            needs: [data, gbdt, {second}]
-            gate: {{metric: auc, min: {min_auc}}}
+            needs: [data, gbdt, mlp]
+            params: {{importance_rows: 300}}
+            gate: {{metric: auc, min: 0.9}}
           score:
             run: predict.batch
             needs: [ensemble, data]
-    """
-
-
-@pytest.mark.skipif(not TABULAR, reason="needs the table.load and train.mlp workers")
-def test_gbdt_and_mlp_stacked_on_a_bundled_dataset(tmp_path):
-    df = breast_cancer(tmp_path / "breast_cancer.csv")
-    write_batch(tmp_path, "e2e_stack", stacked_spec(
-        f"{{run: table.load, params: {{source: '{tmp_path / 'breast_cancer.csv'}', label: target}}}}",
-        "mlp", f"{{run: train.mlp, needs: [data], shards: 5, params: {{seed: {SEED}}}}}", 0.9))
+    """)
     X = df.drop(columns=["target"]).astype({"size band": "category"})
     check_stacked_batch(tmp_path, "e2e_stack", ["gbdt", "mlp"], reference_auc(X, df["target"].to_numpy()))
-
-
-@pytest.mark.skipif(TABULAR, reason="the bundled-dataset test above covers it")
-def test_two_gbdts_stacked_on_the_synthetic_table(tmp_path):
-    from workers.tabular.features import LABEL, generate, to_matrix
-
-    write_batch(tmp_path, "e2e_stack", stacked_spec(
-        "{run: features.synthetic, params: {rows: 1500, seed: 11}}",
-        "shallow", f"{{run: train.gbdt, needs: [data], shards: 5, params: {{max_iter: 30, max_depth: 2, seed: {SEED}}}}}",
-        0.7))
-    df = generate(1500, 11)
-    check_stacked_batch(tmp_path, "e2e_stack", ["gbdt", "shallow"], reference_auc(to_matrix(df), df[LABEL].to_numpy()))
 
 
 def check_stacked_batch(dags: Path, dag_id: str, models: list[str], reference: float) -> None:
