@@ -74,6 +74,19 @@ class EnsembleParams(_Params):
     pass
 
 
+class StackParams(_Params):
+    method: Literal["stack", "average"] = Field(
+        "stack", description="stack: logistic regression on the models' out-of-fold logits, itself cross-validated "
+                             "on the same folds; average: weighted mean of the models' probabilities")
+    weights: dict[str, float] | None = Field(None, description="average: weight of each input model step "
+                                                               "(step name -> weight; default: equal)")
+    C: float = Field(1.0, gt=0, description="stack: inverse L2 strength of the logistic regression")
+    plots: bool = Field(True, description="write roc.png, calibration.png and importance.png")
+    importance_rows: int = Field(1000, gt=0, description="rows sampled for the permutation importance (speed)")
+    importance_repeats: int = Field(2, gt=0, le=20, description="shuffles per feature in the permutation importance")
+    seed: int = Field(7, description="seed of the importance sample and shuffles")
+
+
 class PredictParams(_Params):
     threshold: float = Field(0.5, ge=0, le=1, description="score at or above which a row is flagged")
     model: str | None = Field(None, description="'BATCH.STEP': score with that step's latest committed model "

@@ -21,6 +21,7 @@ class WorkerInfo:
     params: type[BaseModel]
     summary: str
     metrics: tuple[str, ...] = ()  # the step metrics it reports: what a gate may read (checked by lint)
+    tracked: bool = False  # its committed steps are logged as MLflow runs (models, not checks or embeddings)
 
     def load(self) -> Callable:
         module_name, func_name = self.target.split(":")
@@ -36,14 +37,17 @@ WORKERS: dict[str, WorkerInfo] = {
                    "Churn-like tabular features (the demo's table, with its schema): synthetic rows or a file"),
         WorkerInfo("train.gbdt", "workers.tabular.train:gbdt", p.TrainParams,
                    "Gradient boosting (native categoricals) on any table schema; one cross-validation fold per shard",
-                   ("auc", "logloss", "rmse", "mae")),
+                   ("auc", "logloss", "rmse", "mae"), tracked=True),
         WorkerInfo("train.mlp", "workers.tabular.mlp:mlp", p.MLPParams,
                    "Torch MLP (standardised numerics, categorical embeddings, early stopping, TensorBoard "
                    "curves); one cross-validation fold per shard, GPU when asked for and present",
-                   ("auc", "logloss", "rmse", "mae", "best_epoch")),
+                   ("auc", "logloss", "rmse", "mae", "best_epoch"), tracked=True),
         WorkerInfo("ensemble.average", "workers.tabular.ensemble:average", p.EnsembleParams,
                    "Average the fold models; report out-of-fold AUC and log loss (regression: RMSE, MAE)",
-                   ("auc", "logloss", "rmse", "mae", "folds")),
+                   ("auc", "logloss", "rmse", "mae", "folds"), tracked=True),
+        WorkerInfo("ensemble.stack", "workers.tabular.stack:stack", p.StackParams,
+                   "Stack or average several model steps on their out-of-fold predictions; "
+                   "ROC, calibration and importance plots", ("auc", "logloss", "folds", "models"), tracked=True),
         WorkerInfo("predict.batch", "workers.tabular.predict:batch", p.PredictParams,
                    "Score table rows with a model (its own schema); one slice of rows per shard",
                    ("mean_score", "auc", "logloss", "rmse", "mae")),

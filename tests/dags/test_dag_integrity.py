@@ -12,7 +12,7 @@ from tests.integration.airflow_run import write_batch
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAGS = PROJECT / "dags"
-HEAVY = ["torch", "sklearn", "pandas", "boto3", "pyarrow", "botocore"]
+HEAVY = ["torch", "sklearn", "pandas", "boto3", "pyarrow", "botocore", "mlflow", "matplotlib"]
 
 
 def _dagbag(folder: Path):

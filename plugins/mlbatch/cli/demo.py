@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # Lines of the run worth showing live; the full log goes to a file.
-_PROGRESS = re.compile(r"step \w+: cache key|=== mlbatch step failed|class: |reason: |cache hit")
+_PROGRESS = re.compile(r"step \w+: cache key|=== mlbatch step failed|class: |reason: |cache hit|MLflow: ")
 
 
 def run_dag(dag_id: str, log_dir: Path) -> tuple[int, Path]:

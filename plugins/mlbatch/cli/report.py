@@ -70,6 +70,19 @@ def _usage_lines(report: RunReport) -> list[str]:
     return lines
 
 
+def _tracking_lines(report: RunReport) -> list[str]:
+    """Where each model step's MLflow run is; a cache hit names the run that computed it."""
+    tracked = [(r.step, r.summary["mlflow"]) for r in report.steps if r.summary.get("mlflow")]
+    if not tracked:
+        return []
+    lines = ["  experiment tracking (MLflow):"]
+    for step, where in tracked:
+        origin = f" (cache hit: computed by {where['computed_by']})" if where["computed_by"] != report.run_id else ""
+        lines.append(f"    {step:<10} run {where['run_id']}{origin}  {where['page']}")
+    lines.append(f"    open: {tracked[-1][1]['open']}")
+    return lines
+
+
 def format_report(report: RunReport) -> str:
     head = f"{report.dag_id}  run {report.run_id}  -> {report.state.upper()}"
     lines = [head, "=" * len(head),
@@ -87,6 +100,7 @@ def format_report(report: RunReport) -> str:
     for step, value in auc:
         lines.append(f"  model quality ({step}): AUC {value:.4f}")
     lines += _usage_lines(report)
+    lines += _tracking_lines(report)
     outputs = [(r.step, r.summary["uri"]) for r in report.steps if r.summary.get("uri")]
     if outputs:
         lines.append("  outputs:")

@@ -128,7 +128,7 @@ class StepOperator(BaseOperator):
             run.update(usage(result, self.step, self._backend_handle))
         manifest = commit_step(output, shard_count, extra={"run": run, "cache": ingredients})
         self._publish(key, output, manifest, cache_hit=False)
-        return self._summary(key, output, manifest, cache_hit=False)
+        return self._tracked(self._summary(key, output, manifest, cache_hit=False), manifest)
 
     def on_kill(self) -> None:
         # Airflow calls this when the task is marked failed or killed: take the workers with it.
@@ -190,7 +190,7 @@ class StepOperator(BaseOperator):
         self.log.info("cache hit %s (computed by run %s at %s)", key, run.get("run_id", "?"),
                       manifest.get("committed_at", "?"))
         self._publish(key, output, manifest, cache_hit=True)
-        return self._summary(key, output, manifest, cache_hit=True)
+        return self._tracked(self._summary(key, output, manifest, cache_hit=True), manifest)
 
     @staticmethod
     def _summary(key: str, output: str, manifest: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:
@@ -208,6 +208,20 @@ class StepOperator(BaseOperator):
             "computed_by": run.get("run_id"),
             "cache_hit": cache_hit,
         }
+
+    def _tracked(self, summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+        """Log a model step to MLflow (a hit logs nothing and names the run that computed it)."""
+        from workers.registry import get_worker
+
+        if not get_worker(self.step.run).tracked:
+            return summary
+        from mlbatch.tracking.content import StepRecord
+        from mlbatch.tracking.steps import track_step
+
+        record = StepRecord(self.batch_id, summary["computed_by"] or self._run_id, self.step.name, self.step.run,
+                            summary["key"], manifest)
+        where = track_step(record, root=artifact_root(), cache_hit=summary["cache_hit"], log=self.log)
+        return {**summary, "mlflow": where} if where else summary
 
     def _publish(self, key: str, output: str, manifest: dict[str, Any], *, cache_hit: bool) -> None:
         """Past its gate (mlbatch.run.gates), point latest.json here and announce it as an asset event."""

@@ -19,3 +19,19 @@ def test_resources_used_are_listed_for_computed_steps_only():
 def test_no_usage_section_without_usage():
     text = format_report(RunReport("d", "r", "success", [StepRow("s", "success", 1, 1.0, {"shard_count": 1})]))
     assert "resources used" not in text
+
+
+def test_tracked_steps_point_at_their_mlflow_runs_and_hits_at_the_run_that_computed_them():
+    def where(run_id: str, computed_by: str) -> dict:
+        return {"run_id": run_id, "computed_by": computed_by, "tracking_uri": "sqlite:////a/mlflow/mlflow.db",
+                "page": f"http://127.0.0.1:5000/#/experiments/1/runs/{run_id}",
+                "open": "mlflow ui --backend-store-uri sqlite:////a/mlflow/mlflow.db"}
+
+    text = format_report(RunReport("churn", "run-2", "success", [
+        StepRow("features", "success", 1, 1.0, {"shard_count": 1}),
+        StepRow("train", "success", 1, 1.0, {"shard_count": 5, "cache_hit": True, "mlflow": where("abc", "run-1")}),
+        StepRow("ensemble", "success", 1, 1.0, {"shard_count": 1, "mlflow": where("def", "run-2")})]))
+    assert "    train      run abc (cache hit: computed by run-1)  http://127.0.0.1:5000/#/experiments/1/runs/abc" in text
+    assert "    ensemble   run def  http://127.0.0.1:5000/#/experiments/1/runs/def" in text
+    assert "    open: mlflow ui --backend-store-uri sqlite:////a/mlflow/mlflow.db" in text
+    assert "features   run" not in text

@@ -58,7 +58,7 @@ def test_cli_list():
         "features.synthetic", "train.gbdt", "ensemble.average", "predict.batch", "drift.features",
         "check.noop", "check.sleep", "check.memory", "check.fail",
         "articles.corpus", "history.synthetic", "embed.text", "recommend.topk",
-        "table.load", "train.mlp"}
+        "table.load", "train.mlp", "ensemble.stack"}
     assert "metrics: auc, logloss, rmse, mae, folds" in out.stdout  # what a gate may read
 
 

@@ -1,0 +1,71 @@
+"""Where runs are tracked: MLFLOW_TRACKING_URI, else a SQLite store under a local artifact root."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+LOCK_TIMEOUT_S = 120.0
+
+
+def tracking_uri(root: str) -> str | None:
+    """MLFLOW_TRACKING_URI when set (a server, Databricks, a database), else
+    sqlite:///{root}/mlflow/mlflow.db for a local artifact root, else None (not tracked)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    local = _local_path(root)
+    # SQLite, not MLflow's file store: MLflow 3 keeps the file store in maintenance mode only
+    return f"sqlite:///{Path(local, 'mlflow', 'mlflow.db')}" if local is not None else None
+
+
+def artifact_location(root: str, uri: str) -> str | None:
+    """Where a new experiment keeps its files: beside the default store; a server picks its own."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    local = _local_path(root)
+    return str(Path(local, "mlflow", "artifacts")) if local is not None else None
+
+
+def open_command(uri: str) -> str:
+    """How a person looks at the runs."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def run_page(uri: str, experiment: str, run: str) -> str:
+    """The run's page: on the server, or on a local `mlflow ui` (its default port)."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment}/runs/{run}"
+
+
+@contextlib.contextmanager
+def store_lock(uri: str, run_id: str) -> Iterator[None]:
+    """Serialise writers of one SQLite file (first-use table creation and concurrent writes by
+    two steps that finish together); other stores take concurrent clients as they are."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from mlbatch.cache.locks import LeaseLock
+
+    db = uri[len("sqlite:///"):]
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    lock = LeaseLock(f"{db}.lock", run_id=run_id)
+    lock.acquire(timeout_s=LOCK_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _local_path(root: str) -> str | None:
+    if root.startswith("file://"):
+        return root[len("file://"):]
+    return None if "://" in root else str(Path(root).resolve())
+
+
+def local_file(uri: str) -> str | None:
+    """The filesystem path of a local artifact URI, None for a remote one."""
+    return _local_path(uri) if uri else None
+

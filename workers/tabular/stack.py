@@ -1,0 +1,179 @@
+"""ensemble.stack: combine several model steps (GBDT, MLP, ...) on their out-of-fold predictions.
+
+Inputs: every upstream step with `oof` outputs is a base model (its shard i = fold i); an
+upstream data step (one with a `features` output) is optional and only feeds the
+permutation importance. Every base must have predicted the same rows in the same folds.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workers import artifacts
+from workers.errors import BadInput
+from workers.request import ShardResult, StepRequest
+from workers.tabular import metrics, plots
+from workers.tabular.importance import permutation_auc_drop
+from workers.tabular.models import AveragedModel
+from workers.tabular.stacked import StackedModel, logit
+from workers.tabular.table import read_features
+
+ENSEMBLE = "ensemble"  # the ensemble's name in plots
+
+
+def stack(request: StepRequest) -> ShardResult:
+    """Stack (cross-validated logistic regression on the logits) or average the base models; the
+    ensemble's out-of-fold predictions are honest: each fold's come from a combiner fitted without it."""
+    if request.shard_count != 1:
+        raise BadInput(f"ensemble.stack runs as one shard, got shards={request.shard_count}")
+    settings = request.settings
+    manifests = {name: artifacts.read_step_manifest(uri) for name, uri in request.inputs.items()}
+    bases = {name: m for name, m in manifests.items() if artifacts.step_output_uris(m, "oof")}
+    if not bases:
+        raise BadInput(f"ensemble.stack needs at least one input model step with out-of-fold predictions "
+                       f"('oof' outputs, e.g. train.gbdt); inputs: {', '.join(sorted(manifests)) or 'none'}")
+    oof = aligned_oof(bases)
+    names = list(bases)
+    y, folds, probabilities = oof["y"].to_numpy(), oof["fold"].to_numpy(), oof[names].to_numpy()
+
+    if settings.method == "stack":
+        ensemble_oof, weights, intercept = _cross_validated_stack(probabilities, y, folds, settings.C, settings.seed)
+    else:
+        weights, intercept = _average_weights(settings.weights, names), 0.0
+        ensemble_oof = probabilities @ weights
+    model = StackedModel({name: _scoring_model(bases[name]) for name in names}, settings.method, weights, intercept)
+
+    predictions = {**{name: oof[name].to_numpy() for name in names}, ENSEMBLE: ensemble_oof}
+    result_metrics: dict[str, Any] = {
+        "auc": metrics.auc(y, ensemble_oof), "logloss": metrics.logloss(y, ensemble_oof),
+        "folds": int(len(np.unique(folds))), "models": len(names)}
+    for name, weight in zip(names, weights):
+        result_metrics[f"auc_{name}"] = metrics.auc(y, predictions[name])
+        result_metrics[f"logloss_{name}"] = metrics.logloss(y, predictions[name])
+        result_metrics[f"weight_{name}"] = float(weight)
+
+    outputs = {"model": artifacts.write_joblib(request.shard_path("model.joblib"), model)}
+    if settings.plots:
+        outputs.update(_write_plots(request, manifests, model, oof, predictions))
+    return ShardResult(counts={"oof_rows": len(oof), "models": len(names)}, metrics=result_metrics, outputs=outputs)
+
+
+def aligned_oof(bases: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per data-table row: `row`, `fold`, `y` and one probability column per base step.
+
+    BadInput naming both steps when two bases differ in rows, folds or labels: their
+    predictions would not be comparable out of fold.
+    """
+    frames = {name: _step_oof(name, manifest) for name, manifest in bases.items()}
+    first, reference = next(iter(frames.items()))
+    for name, frame in frames.items():
+        problem = _mismatch(reference, frame)
+        if problem:
+            raise BadInput(f"ensemble.stack: steps '{first}' and '{name}' did not predict the same folds ({problem}); "
+                           "give both the same data step, shards and seed")
+    combined = reference[["row", "fold", "y"]].copy()
+    for name, frame in frames.items():
+        combined[name] = frame["pred"].to_numpy()
+    if not combined["y"].isin([0, 1]).all():
+        raise BadInput(f"ensemble.stack combines binary classifiers, but the labels of step '{first}' are not 0/1")
+    return combined
+
+
+def _step_oof(name: str, manifest: dict[str, Any]) -> pd.DataFrame:
+    parts = [artifacts.read_parquet(shard["outputs"]["oof"])[["row", "y", "pred"]].assign(fold=shard["shard_index"])
+             for shard in manifest.get("shards", []) if "oof" in shard.get("outputs", {})]
+    frame = pd.concat(parts, ignore_index=True)
+    if frame["row"].duplicated().any():
+        raise BadInput(f"ensemble.stack: the out-of-fold predictions of step '{name}' overlap: not disjoint folds")
+    return frame.sort_values("row", ignore_index=True)
+
+
+def _mismatch(a: pd.DataFrame, b: pd.DataFrame) -> str | None:
+    if len(a) != len(b) or not np.array_equal(a["row"].to_numpy(), b["row"].to_numpy()):
+        return f"{len(a)} vs {len(b)} out-of-fold rows, not the same row positions"
+    moved = int((a["fold"].to_numpy() != b["fold"].to_numpy()).sum())
+    if moved:
+        return f"{moved} rows fall in a different fold"
+    if not np.array_equal(a["y"].to_numpy(), b["y"].to_numpy()):
+        return "different labels for the same rows"
+    return None
+
+
+def _cross_validated_stack(probabilities: np.ndarray, y: np.ndarray, folds: np.ndarray, C: float,
+                           seed: int) -> tuple[np.ndarray, list[float], float]:
+    """Out-of-fold predictions of the combiner on the bases' folds, then the combiner refit on every row."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    X = logit(probabilities)
+    if len(np.unique(folds)) < 2:  # a single holdout fold (shards: 1): cross-validate inside it
+        folds = np.empty(len(y), dtype=np.int64)
+        for fold, (_, test) in enumerate(StratifiedKFold(5, shuffle=True, random_state=seed).split(X, y)):
+            folds[test] = fold
+    ensemble = np.empty(len(y))
+    for fold in np.unique(folds):
+        test = folds == fold
+        combiner = LogisticRegression(C=C).fit(X[~test], y[~test])
+        ensemble[test] = combiner.predict_proba(X[test])[:, 1]
+    final = LogisticRegression(C=C).fit(X, y)
+    return ensemble, [float(w) for w in final.coef_[0]], float(final.intercept_[0])
+
+
+def _average_weights(given: dict[str, float] | None, names: list[str]) -> np.ndarray:
+    if given is None:
+        return np.full(len(names), 1 / len(names))
+    unknown = sorted(set(given) - set(names))
+    missing = [name for name in names if name not in given]
+    if unknown or missing:
+        raise BadInput(f"ensemble.stack params.weights must name each input model step ({', '.join(names)}): "
+                       + "; ".join(filter(None, [unknown and f"unknown {unknown}", missing and f"missing {missing}"])))
+    weights = np.array([given[name] for name in names], dtype="float64")
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise BadInput("ensemble.stack params.weights must be non-negative with a positive sum")
+    return weights / weights.sum()
+
+
+def _scoring_model(manifest: dict[str, Any]) -> Any:
+    # what predict.batch would score a training step with: its fold models averaged
+    models = [artifacts.read_joblib(uri) for uri in artifacts.step_output_uris(manifest, "model")]
+    if not models:
+        raise BadInput(f"input step at {manifest.get('step_uri')} has out-of-fold predictions but no 'model' outputs")
+    return models[0] if len(models) == 1 else AveragedModel(models)
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+def _write_plots(request: StepRequest, manifests: dict[str, dict[str, Any]], model: StackedModel,
+                 oof: pd.DataFrame, predictions: dict[str, np.ndarray]) -> dict[str, str]:
+    y = oof["y"].to_numpy()
+    outputs = {
+        "roc": artifacts.write_bytes(request.shard_path("roc.png"), plots.roc(y, predictions)),
+        "calibration": artifacts.write_bytes(request.shard_path("calibration.png"), plots.calibration(y, predictions)),
+    }
+    drops = _importance(request, manifests, model, oof)
+    if drops is not None:
+        outputs["importance"] = artifacts.write_bytes(request.shard_path("importance.png"), plots.importance(drops))
+    return outputs
+
+
+def _importance(request: StepRequest, manifests: dict[str, dict[str, Any]], model: StackedModel,
+                oof: pd.DataFrame) -> dict[str, float] | None:
+    """Permutation importance of the whole ensemble in the raw table's columns, on a sample of rows
+    (the models take raw table rows and convert them themselves, so a shuffled string column stays a string column).
+
+    Needs the data step among the inputs (`needs: [data, ...]`): the out-of-fold rows point
+    into its table. Without it there is no importance plot (said in the log).
+    """
+    table = next((m for m in manifests.values() if artifacts.step_output_uris(m, "features")), None)
+    if table is None:
+        print("ensemble.stack: no data step among the inputs (one with a 'features' output): "
+              "no importance.png; add the data step to `needs` for it")
+        return None
+    settings = request.settings
+    rng = np.random.default_rng(settings.seed)
+    sample = oof.iloc[np.sort(rng.choice(len(oof), size=min(settings.importance_rows, len(oof)), replace=False))]
+    rows = read_features(table).iloc[sample["row"].to_numpy()].reset_index(drop=True)
+    columns = [c for c in model.feature_names if c in rows.columns]
+    return permutation_auc_drop(model, rows, sample["y"].to_numpy(), columns, settings.importance_repeats, settings.seed)
