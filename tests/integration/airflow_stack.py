@@ -25,6 +25,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SMALLER = {  # (batch, step) -> params of the example batches in smaller_examples()
     ("churn_training", "features"): {"rows": 20000, "seed": 7},
     ("churn_training", "train"): {"max_iter": 50},
+    ("churn_training", "train_mlp"): {"hidden": [32], "epochs": 3, "batch_size": 1024},
     ("churn_scoring", "features"): {"rows": 5000, "seed": 11},
 }
 
@@ -78,8 +79,9 @@ def smaller_examples(dags: Path) -> None:
         for (batch, step), params in SMALLER.items():
             if batch == name:
                 spec["steps"][step]["params"] = params
-        if name == "churn_training":
-            spec["steps"]["train"]["shards"] = 2
+        for step in spec["steps"].values():  # every model step: 2 folds, all on the same folds
+            if step["run"].startswith("train."):
+                step["shards"] = 2
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 

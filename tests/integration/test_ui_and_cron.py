@@ -21,7 +21,7 @@ from tests.integration.browser import VIEWPORT, chromium_or_skip, headless_chrom
 
 pytestmark = pytest.mark.slow
 RUN_ID = "ui_check"
-STEPS = ["features", "train", "ensemble", "score"]
+STEPS = ["features", "train", "train_mlp", "ensemble", "score"]
 CRON_SPEC = """
     description: Runs every minute; the scheduler starts each run
     schedule: "* * * * *"
