@@ -143,7 +143,9 @@ def test_settings_from_a_real_stack(stack, tmp_path, monkeypatch, capsys):
     assert settings.ecs.subnets == stack["subnets"] and settings.ecs.security_groups[0].startswith("sg-")
     assert settings.ecs.cluster == "mlbatch"
     assert settings.ecs.log_group == "/ecs/mlbatch" and settings.batch.log_group == "/aws/batch/mlbatch"
-    bucket = boto3.client("s3", **stack["session"]).list_buckets()["Buckets"][0]["Name"]
+    # the stack's own bucket (moto's state is shared by every server in this process: other tests' buckets too)
+    bucket = boto3.client("cloudformation", **stack["session"]).describe_stack_resource(
+        StackName="mlbatch", LogicalResourceId="ArtifactBucket")["StackResourceDetail"]["PhysicalResourceId"]
     assert settings.artifacts.root == f"s3://{bucket}/mlbatch"
     assert settings.image.repository.endswith(".amazonaws.com/mlbatch-worker")
 
