@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from mlbatch.tracking.content import StepRecord
-from mlbatch.tracking.store import artifact_location, open_command, run_page, store_lock, tracking_uri
+from mlbatch.tracking.store import artifact_location, open_command, run_page, scrub, shown, store_lock, tracking_uri
 
 
 def track_step(record: StepRecord, *, root: str, cache_hit: bool, log: logging.Logger | Any) -> dict[str, Any] | None:
@@ -20,7 +20,7 @@ def track_step(record: StepRecord, *, root: str, cache_hit: bool, log: logging.L
         return _track(record, uri, root, cache_hit, log)
     except Exception as error:  # tracking is a record of the work, never a reason to fail it
         log.warning("MLflow: could not track step %s in %s (the step itself succeeded): %s: %s",
-                    record.step, uri, type(error).__name__, error)
+                    record.step, shown(uri), type(error).__name__, scrub(str(error), uri))
         return None
 
 
@@ -33,15 +33,15 @@ def _track(record: StepRecord, uri: str, root: str, cache_hit: bool, log: Any) -
         if cache_hit:
             found = runs.step_run(mlflow, experiment, record.key, record.manifest.get("committed_at"))
             if found is None:
-                log.info("MLflow: no run recorded for cache key %s in %s", record.key, uri)
+                log.info("MLflow: no run recorded for cache key %s in %s", record.key, shown(uri))
                 return None
             run_id, computed_by = found.info.run_id, found.data.tags.get("mlbatch.run_id", "?")
         else:
             parent = runs.parent_run(mlflow, experiment, record.dag_id, record.run_id)
             run_id, computed_by = runs.log_step(mlflow, experiment, parent, record), record.run_id
-    where = {"tracking_uri": uri, "experiment_id": experiment, "run_id": run_id, "computed_by": computed_by,
+    where = {"tracking_uri": shown(uri), "experiment_id": experiment, "run_id": run_id, "computed_by": computed_by,
              "open": open_command(uri), "page": run_page(uri, experiment, run_id)}
     verb = "computed by Airflow run %s, logged as" % computed_by if cache_hit else "logged as"
     log.info("MLflow: step %s %s run %s (experiment %s) in %s; open it with: %s, then %s",
-             record.step, verb, run_id, record.dag_id, uri, where["open"], where["page"])
+             record.step, verb, run_id, record.dag_id, shown(uri), where["open"], where["page"])
     return where

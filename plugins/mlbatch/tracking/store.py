@@ -27,8 +27,31 @@ def artifact_location(root: str, uri: str) -> str | None:
     return str(Path(local, "mlflow", "artifacts")) if local is not None else None
 
 
+def shown(uri: str) -> str:
+    """The URI as logs, XCom and summaries may show it: a password in it (a server's basic auth,
+    a database's login) becomes ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def scrub(text: str, uri: str) -> str:
+    """`text` (an error message, say) without the URI's password, whatever form it quotes it in."""
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(uri).password
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return text
+
+
 def open_command(uri: str) -> str:
     """How a person looks at the runs."""
+    uri = shown(uri)
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri}"
@@ -36,6 +59,7 @@ def open_command(uri: str) -> str:
 
 def run_page(uri: str, experiment: str, run: str) -> str:
     """The run's page: on the server, or on a local `mlflow ui` (its default port)."""
+    uri = shown(uri)
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     return f"{base}/#/experiments/{experiment}/runs/{run}"
 

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from mlbatch.tracking import runs
 from mlbatch.tracking.content import StepRecord
 from mlbatch.tracking.steps import track_step
-from mlbatch.tracking.store import open_command, store_lock, tracking_uri
+from mlbatch.tracking.store import open_command, shown, store_lock, tracking_uri
 from tests.unit.workers.steps import run_step
 from workers import artifacts
 
@@ -179,6 +179,19 @@ def test_tracking_failure_is_a_warning_never_an_error(steps, tmp_path, caplog):
                            log=logging.getLogger("t"))
     assert where is None
     assert "MLflow: could not track step train" in caplog.text and "the step itself succeeded" in caplog.text
+
+
+def test_a_password_in_the_tracking_uri_never_reaches_the_log(steps, tmp_path, monkeypatch, caplog):
+    # a server that is not there: the failure's warning names the server, never its password
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ml:s3cr3t-t0ken@127.0.0.1:9/")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with caplog.at_level(logging.INFO):
+        assert track_step(_record(steps, "train", "k"), root=str(tmp_path), cache_hit=False,
+                          log=logging.getLogger("t")) is None
+    assert "http://ml:***@127.0.0.1:9/" in caplog.text and "s3cr3t-t0ken" not in caplog.text
+    assert shown("postgresql://mlflow:pw@db:5432/mlflow") == "postgresql://mlflow:***@db:5432/mlflow"
+    assert shown("sqlite:////tmp/a/mlflow.db") == "sqlite:////tmp/a/mlflow.db"
+    assert "pw" not in open_command("https://u:pw@mlflow.example.com")
 
 
 def test_remote_artifact_root_without_a_server_is_not_tracked(steps, caplog):
