@@ -26,7 +26,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def chromium_or_skip() -> str:
     """The path of the system's Chromium; skips (fails in CI) where there is none."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    # MLBATCH_CHROMIUM: a Chrome/Chromium elsewhere (GitHub's runners get one from setup-chrome)
+    path = os.environ.get("MLBATCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if path:
         return path
     reason = ("NO BROWSER TEST: Chromium is not installed, so the Airflow web UI is not checked in a "
