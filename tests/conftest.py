@@ -19,6 +19,8 @@ os.environ.update({
     "MLBATCH_ARTIFACTS": str(_ROOT / "artifacts"),
     "MLBATCH_LOCAL_SLOTS_DIR": str(_ROOT / "slots"),
     "MLBATCH_SETTINGS": str(_ROOT / "mlbatch.toml"),  # none: a developer's own settings never leak into tests
+    # MLflow costs each model step a couple of seconds: on only where a test checks it (test_ml_e2e)
+    "MLBATCH_TRACKING_MLFLOW": "false",
     "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)]),
 })
 os.environ.pop("MLBATCH_BACKEND", None)

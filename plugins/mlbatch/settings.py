@@ -90,12 +90,17 @@ class ArtifactSettings(_Section):
     root: str | None = Field(None, json_schema_extra=AWS_RESOURCE)  # s3://bucket/prefix; MLBATCH_ARTIFACTS wins
 
 
+class TrackingSettings(_Section):
+    mlflow: bool = True  # record model steps in MLflow (MLFLOW_TRACKING_URI, else a store under the artifact root)
+
+
 class Settings(_Section):
     aws: AwsSettings = AwsSettings()
     image: ImageSettings = ImageSettings()
     batch: BatchSettings = BatchSettings()
     ecs: EcsSettings = EcsSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
+    tracking: TrackingSettings = TrackingSettings()
     source: str = "defaults"  # where they were read from, for messages
 
     def queue(self, role: str) -> str:

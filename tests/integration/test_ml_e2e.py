@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 SEED = 7
 GBDT = {"max_iter": 50, "learning_rate": 0.05, "max_depth": 3, "seed": SEED}
 PLOTS = ("roc", "calibration", "importance")
+TRACKED = {"MLBATCH_TRACKING_MLFLOW": "true"}  # the test suite runs with tracking off elsewhere
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,7 +84,7 @@ def test_gbdt_and_mlp_stacked_tracked_and_scored(tmp_path):
 
 
 def check_stacked_batch(dags: Path, dag_id: str, models: list[str], reference: float) -> None:
-    first = dags_test(dags, dag_id)
+    first = dags_test(dags, dag_id, env=TRACKED)
     assert first.returncode == 0, first.output[-5000:]
     report = collect(dag_id)
     steps = {row.step: row.summary for row in report.steps}
@@ -127,7 +128,7 @@ def check_stacked_batch(dags: Path, dag_id: str, models: list[str], reference: f
 
     # a second run: every step a cache hit, nothing new logged, the original runs still named
     logged = len(client.search_runs([experiment], ""))
-    second = dags_test(dags, dag_id)
+    second = dags_test(dags, dag_id, env=TRACKED)
     assert second.returncode == 0, second.output[-5000:]
     hits = {row.step: row.summary for row in collect(dag_id).steps}
     assert all(summary["cache_hit"] for summary in hits.values())

@@ -215,6 +215,10 @@ class StepOperator(BaseOperator):
 
         if not get_worker(self.step.run).tracked:
             return summary
+        from mlbatch.settings import load_settings
+
+        if not load_settings().tracking.mlflow:
+            return summary
         from mlbatch.tracking.content import StepRecord
         from mlbatch.tracking.steps import track_step
 
