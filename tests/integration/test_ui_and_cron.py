@@ -3,7 +3,10 @@
 `airflow dags trigger churn_training` (the example batch, smaller data), then headless Chromium
 logs in, sees every step of that run green in the DAG's grid, finds the worker's own output in a
 step's log and a broken spec among the import errors. Meanwhile the scheduler runs a batch whose
-spec says `schedule: "* * * * *"` each minute by itself: nobody triggers it.
+spec says `schedule: "* * * * *"` each minute by itself: nobody triggers it. And data-aware
+batches: that training run publishes its model as an Airflow asset event, and the scheduler then
+starts churn_scoring by itself, which scores with that very model. The example specs run
+unchanged but for smaller data (their schedules and gates are as shipped).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from playwright.sync_api import expect
 from tests.integration.airflow_run import write_batch
 from tests.integration.airflow_stack import PROJECT, airflow_stack, smaller_examples, wait_for
 from tests.integration.browser import VIEWPORT, chromium_or_skip, headless_chromium, png_size
+from workers import artifacts
 
 pytestmark = pytest.mark.slow
 RUN_ID = "ui_check"
@@ -44,7 +48,7 @@ def stack(tmp_path_factory):
     write_batch(root / "dags", "broken_spec", BROKEN_SPEC)
     with airflow_stack(root, root / "dags", {"MLBATCH_ARTIFACTS": str(root / "artifacts")}) as running:
         def listed():
-            return {"churn_training", "every_minute"} <= {dag["dag_id"] for dag in running.api("GET", "/api/v2/dags")["dags"]}
+            return {"churn_training", "churn_scoring", "every_minute"} <= {dag["dag_id"] for dag in running.api("GET", "/api/v2/dags")["dags"]}
         assert wait_for(listed, within_s=120), "the dag-processor never listed the batches"
         yield running
 
@@ -60,8 +64,10 @@ def cron_unpaused_at(stack) -> datetime:
 @pytest.fixture(scope="module")
 def training_run(stack, cron_unpaused_at) -> str:
     """A run of churn_training triggered from the CLI, waited for through the REST API. The cron
-    batch is unpaused first, so that its minutes tick while this run and the browser work."""
-    stack.api("PATCH", "/api/v2/dags/churn_training", {"is_paused": False})
+    batch is unpaused first, so that its minutes tick while this run and the browser work; so is
+    churn_scoring, which waits for its model (a paused DAG is not queued by an asset event)."""
+    for dag_id in ("churn_scoring", "churn_training"):
+        stack.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
     triggered = stack.cli("dags", "trigger", "churn_training", "--run-id", RUN_ID)
     assert triggered.returncode == 0, triggered.stdout + triggered.stderr
     path = f"/api/v2/dags/churn_training/dagRuns/{RUN_ID}"
@@ -143,3 +149,34 @@ def test_the_scheduler_runs_a_cron_batch_by_itself(stack, cron_unpaused_at):
     run = ticked_since_unpaused()[0]["dag_run_id"]
     tick = stack.api("GET", f"/api/v2/dags/every_minute/dagRuns/{run}/taskInstances/tick")
     assert tick["state"] == "success"
+
+
+def _runs(stack, dag_id: str) -> list[dict]:
+    return stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-id")["dag_runs"]
+
+
+def test_a_committed_model_triggers_the_scoring_batch(stack, training_run):
+    [asset] = stack.api("GET", "/api/v2/assets?name_pattern=churn_training.ensemble")["assets"]
+    assert asset["uri"] == "x-mlbatch://churn_training/ensemble" and asset["group"] == "mlbatch"
+    assert [(t["dag_id"], t["task_id"]) for t in asset["producing_tasks"]] == [("churn_training", "ensemble")]
+    assert [d["dag_id"] for d in asset["scheduled_dags"]] == ["churn_scoring"]  # what the UI's asset view shows
+    [event] = stack.api("GET", f"/api/v2/assets/events?asset_id={asset['id']}")["asset_events"]
+    assert event["source_run_id"] == training_run
+    root = str(stack.home.parent / "artifacts")
+    model = artifacts.read_json(artifacts.latest_pointer_uri(root, "churn_training", "ensemble"))
+    assert event["extra"]["uri"] == model["uri"] and event["extra"]["cache_key"] in model["uri"]
+    assert event["extra"]["manifest"] == model["uri"] + "/manifest.json"
+    assert event["extra"]["metrics"]["auc"] >= 0.80 and event["extra"]["cache_hit"] is False
+
+    def asset_triggered():
+        return [run for run in _runs(stack, "churn_scoring") if run["run_type"] == "asset_triggered"]
+    scoring = wait_for(asset_triggered, within_s=120)
+    assert len(scoring) == 1, "the scheduler did not start churn_scoring after the new model"
+    scoring_path = f"/api/v2/dags/churn_scoring/dagRuns/{scoring[0]['dag_run_id']}"
+    triggered_by = stack.api("GET", f"{scoring_path}/upstreamAssetEvents")["asset_events"]
+    assert [e["id"] for e in triggered_by] == [event["id"]]
+    assert wait_for(lambda: stack.api("GET", scoring_path)["state"] in ("success", "failed"), within_s=300)
+    assert stack.api("GET", scoring_path)["state"] == "success"
+    score = stack.api("GET", f"{scoring_path}/taskInstances/score/xcomEntries/return_value")["value"]
+    manifest = artifacts.read_json(artifacts.step_manifest_uri(score["uri"]))
+    assert manifest["cache"]["inputs"]["params.model"] == "latest:" + model["uri"]  # scored with that model
