@@ -16,20 +16,17 @@ is marked as not measured.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from mlbatch.backends.local import LocalBackend
 from mlbatch.backends.slots import LocalSlots
-from mlbatch.run.jobs import JobRequest
 from workers import artifacts
 from workers.request import StepRequest
 from workers.runner import run as run_shard
 
-from bench.shards import _step
 from bench.stats import median
+from bench.steps import in_process, through_local_backend
 
 NAME = "embed.text throughput"
 MEASURES = (
@@ -53,7 +50,7 @@ def run() -> dict:
 
     with tempfile.TemporaryDirectory(prefix="mlbatch-bench-embed-") as tmp:
         root = Path(tmp)
-        articles = _step(root / "articles", "articles.corpus", CORPUS, {})
+        articles = in_process(root / "articles", "articles.corpus", CORPUS, {})
         inputs = {"articles": articles}
 
         device, precision = embed.pick_device("auto", "auto", log=lambda line: None)
@@ -167,22 +164,13 @@ def _tokenize_time(model, texts: list[str]) -> float:
 
 
 def _through_backend(inputs: dict[str, str], output: str, shards: int) -> dict:
-    step = {"worker": "embed.text", "params": PARAMS, "inputs": inputs, "output": output}
-    request = JobRequest(name="bench.embed", image="mlbatch-worker:cpu",
-                         command=["python", "-m", "workers", "run", "--request", json.dumps(step)],
-                         vcpu=1, memory_mib=3072, shard_count=shards)
-    lines: list[str] = []
-    began = time.perf_counter()
-    result = LocalBackend(log=lines.append).run(request)
-    wall = time.perf_counter() - began
-    if not result.ok:
-        raise RuntimeError(f"embed.text with {shards} shard(s) failed:\n{result.failure_report()}")
-    manifest = artifacts.commit_step(output, shards)
-    if manifest["counts"].get("rows") != TEXTS:
-        raise RuntimeError(f"embed.text with {shards} shard(s) embedded {manifest['counts'].get('rows')} texts")
+    step = through_local_backend("embed.text", PARAMS, inputs, output, shards, memory_mib=3072)
+    rows = step.manifest["counts"].get("rows")
+    if rows != TEXTS:
+        raise RuntimeError(f"embed.text with {shards} shard(s) embedded {rows} texts")
     return {
-        "wall_s": wall,
-        "texts_per_s": TEXTS / wall,
-        "model_load_s": [s["metrics"]["model_load_s"] for s in manifest["shards"]],
-        "encode_texts_per_s": [s["metrics"]["texts_per_s"] for s in manifest["shards"]],
+        "wall_s": step.wall_s,
+        "texts_per_s": TEXTS / step.wall_s,
+        "model_load_s": [s["metrics"]["model_load_s"] for s in step.manifest["shards"]],
+        "encode_texts_per_s": [s["metrics"]["texts_per_s"] for s in step.manifest["shards"]],
     }

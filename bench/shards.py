@@ -8,21 +8,16 @@ folder each time; the two shard counts alternate so machine drift hits both.
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from mlbatch.backends.local import LocalBackend
 from mlbatch.backends.slots import LocalSlots
-from mlbatch.run.jobs import JobRequest
-from workers import artifacts
-from workers.request import StepRequest
-from workers.runner import run as run_shard
 
 from bench.stats import median
+from bench.steps import in_process, through_local_backend
 
 NAME = "Sharded predict.batch"
 MEASURES = (
@@ -95,18 +90,10 @@ def table(result: dict) -> tuple[list[str], list[list[object]]]:
 
 def prepare(root: Path) -> dict[str, str]:
     """features -> train (2 folds) -> ensemble under `root`; the step URIs predict.batch reads."""
-    features = _step(root / "features", "features.synthetic", {"rows": ROWS, "seed": 7}, {})
-    trained = _step(root / "train", "train.gbdt", TRAIN_PARAMS, {"features": features}, shards=2)
-    model = _step(root / "ensemble", "ensemble.average", {}, {"train": trained})
+    features = in_process(root / "features", "features.synthetic", {"rows": ROWS, "seed": 7}, {})
+    trained = in_process(root / "train", "train.gbdt", TRAIN_PARAMS, {"features": features}, shards=2)
+    model = in_process(root / "ensemble", "ensemble.average", {}, {"train": trained})
     return {"ensemble": model, "features": features}
-
-
-def _step(output: Path, worker: str, params: dict, inputs: dict[str, str], shards: int = 1) -> str:
-    uri = str(output)
-    for index in range(shards):
-        run_shard(StepRequest(worker, params, inputs, uri, shard_index=index, shard_count=shards))
-    artifacts.commit_step(uri, shards)
-    return uri
 
 
 def _spin(processes: int) -> float:
@@ -119,26 +106,12 @@ def _spin(processes: int) -> float:
 
 
 def _score(inputs: dict[str, str], output: str, shards: int) -> dict:
-    step = {"worker": "predict.batch", "params": {}, "inputs": inputs, "output": output}
-    request = JobRequest(
-        name="bench.score",
-        image="mlbatch-worker:cpu",
-        command=["python", "-m", "workers", "run", "--request", json.dumps(step)],
-        vcpu=1,
-        memory_mib=4096,
-        shard_count=shards,
-    )
-    lines: list[str] = []
-    began = time.perf_counter()
-    result = LocalBackend(log=lines.append).run(request)
-    wall = time.perf_counter() - began
-    if not result.ok:
-        raise RuntimeError(f"predict.batch with {shards} shard(s) failed:\n{result.failure_report()}")
-    manifest = artifacts.commit_step(output, shards)
-    if manifest["counts"].get("rows") != ROWS:  # every row scored exactly once, or the timing means nothing
-        raise RuntimeError(f"predict.batch with {shards} shard(s) scored {manifest['counts'].get('rows')} rows")
+    step = through_local_backend("predict.batch", {}, inputs, output, shards, memory_mib=4096)
+    rows = step.manifest["counts"].get("rows")
+    if rows != ROWS:  # every row scored exactly once, or the timing means nothing
+        raise RuntimeError(f"predict.batch with {shards} shard(s) scored {rows} rows")
     return {
-        "wall_s": wall,
-        "slowest_worker_s": max(s["duration_s"] for s in manifest["shards"]),
-        "peak_rss_mib": max(o.peak_rss_mib for o in result.outcomes),
+        "wall_s": step.wall_s,
+        "slowest_worker_s": max(s["duration_s"] for s in step.manifest["shards"]),
+        "peak_rss_mib": max(o.peak_rss_mib for o in step.result.outcomes),
     }

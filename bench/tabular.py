@@ -10,18 +10,14 @@ what a batch waits. No GPU machine here: the GPU figure is marked not measured.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from mlbatch.backends.local import LocalBackend
 from mlbatch.backends.slots import LocalSlots
-from mlbatch.run.jobs import JobRequest
-from workers import artifacts
 
-from bench.shards import _step
 from bench.stats import median
+from bench.steps import in_process, through_local_backend
 
 NAME = "Model steps per fold: train.gbdt and train.mlp"
 MEASURES = (
@@ -46,7 +42,7 @@ def run() -> dict:
     with tempfile.TemporaryDirectory(prefix="mlbatch-bench-tabular-") as tmp:
         root = Path(tmp)
         began = time.perf_counter()
-        features = _step(root / "features", "features.synthetic", {"rows": ROWS, "seed": 7}, {})
+        features = in_process(root / "features", "features.synthetic", {"rows": ROWS, "seed": 7}, {})
         prepare_s = time.perf_counter() - began
         runs = {worker: {str(c): _train(root, worker, params, features, c) for c in CAPACITIES}
                 for worker, params in MODELS.items()}
@@ -72,25 +68,10 @@ def table(result: dict) -> tuple[list[str], list[list[object]]]:
 
 
 def _train(root: Path, worker: str, params: dict, features: str, capacity: int) -> dict:
-    output = str(root / f"{worker}-{capacity}")
-    step = {"worker": worker, "params": params, "inputs": {"features": features}, "output": output}
-    request = JobRequest(
-        name=f"bench.{worker}",
-        image="mlbatch-worker:cpu",
-        command=["python", "-m", "workers", "run", "--request", json.dumps(step)],
-        vcpu=1,
-        memory_mib=3072,
-        shard_count=SHARDS,
-    )
     slots = LocalSlots(capacity=capacity, directory=root / f"slots-{worker}-{capacity}")
-    lines: list[str] = []
-    began = time.perf_counter()
-    result = LocalBackend(log=lines.append, slots=slots).run(request)
-    wall = time.perf_counter() - began
-    if not result.ok:
-        raise RuntimeError(f"{worker} at capacity {capacity} failed:\n{result.failure_report()}")
-    manifest = artifacts.commit_step(output, SHARDS)
-    shards = manifest["shards"]
+    step = through_local_backend(worker, params, {"features": features}, str(root / f"{worker}-{capacity}"),
+                                 SHARDS, memory_mib=3072, slots=slots)
+    result, wall, shards = step.result, step.wall_s, step.manifest["shards"]
     return {
         "wall_s": wall,
         "fold_s": [s["duration_s"] for s in shards],
