@@ -94,3 +94,18 @@ def predict_scores(model: Any, df: Any) -> Any:
     if getattr(model, "task", "binary") == "regression" or not hasattr(model, "predict_proba"):
         return model.predict(df)
     return model.predict_proba(df)[:, 1]
+
+
+def step_model(manifest: dict[str, Any]) -> Any:
+    """What a committed model step scores with: its one model, or the average of its fold models."""
+    from workers import artifacts
+    from workers.errors import BadInput
+
+    models = [artifacts.read_joblib(uri) for uri in artifacts.step_output_uris(manifest, "model")]
+    if not models:
+        raise BadInput(f"input step at {manifest.get('step_uri')} has no 'model' outputs")
+    for model in models:
+        if getattr(model, "schema", None) is None:
+            raise BadInput(f"the model of step {manifest.get('step_uri')} carries no table schema: it was trained "
+                           f"by an older version; run its training batch again")
+    return models[0] if len(models) == 1 else AveragedModel(models)

@@ -15,14 +15,14 @@ from workers import artifacts
 from workers.errors import BadInput
 from workers.request import ShardResult, StepRequest
 from workers.tabular import metrics
-from workers.tabular.models import AveragedModel, predict_scores
+from workers.tabular.models import predict_scores, step_model
 from workers.tabular.schema import read_schema
 from workers.tabular.table import read_features
 
 
 def batch(request: StepRequest) -> ShardResult:
     model_manifest = _model_manifest(request)
-    model = _load_model(model_manifest)
+    model = step_model(model_manifest)
     table_manifest = request.input_with("features")
     df = read_features(table_manifest)
     id_column = _id_column(table_manifest, df, model.schema.id)
@@ -69,13 +69,3 @@ def _model_manifest(request: StepRequest) -> dict[str, Any]:
     if not root:
         raise BadInput("params.model needs MLBATCH_ARTIFACTS (the artifact root) in the worker's environment")
     return artifacts.read_latest(root, request.settings.model)
-
-
-def _load_model(manifest: dict[str, Any]) -> Any:
-    # a training step has one model per fold: score with their average
-    models = [artifacts.read_joblib(uri) for uri in artifacts.step_output_uris(manifest, "model")]
-    for model in models:
-        if getattr(model, "schema", None) is None:
-            raise BadInput(f"the model of step {manifest.get('step_uri')} carries no table schema: it was trained "
-                           f"by an older version; run its training batch again")
-    return models[0] if len(models) == 1 else AveragedModel(models)

@@ -16,7 +16,7 @@ from workers.errors import BadInput
 from workers.request import ShardResult, StepRequest
 from workers.tabular import metrics, plots
 from workers.tabular.importance import permutation_auc_drop
-from workers.tabular.models import AveragedModel
+from workers.tabular.models import step_model
 from workers.tabular.stacked import StackedModel, logit
 from workers.tabular.table import read_features
 
@@ -43,7 +43,7 @@ def stack(request: StepRequest) -> ShardResult:
     else:
         weights, intercept = _average_weights(settings.weights, names), 0.0
         ensemble_oof = probabilities @ weights
-    model = StackedModel({name: _scoring_model(bases[name]) for name in names}, settings.method, weights, intercept)
+    model = StackedModel({name: step_model(bases[name]) for name in names}, settings.method, weights, intercept)
 
     predictions = {**{name: oof[name].to_numpy() for name in names}, ENSEMBLE: ensemble_oof}
     result_metrics: dict[str, Any] = {
@@ -133,14 +133,6 @@ def _average_weights(given: dict[str, float] | None, names: list[str]) -> np.nda
     if (weights < 0).any() or weights.sum() <= 0:
         raise BadInput("ensemble.stack params.weights must be non-negative with a positive sum")
     return weights / weights.sum()
-
-
-def _scoring_model(manifest: dict[str, Any]) -> Any:
-    # what predict.batch would score a training step with: its fold models averaged
-    models = [artifacts.read_joblib(uri) for uri in artifacts.step_output_uris(manifest, "model")]
-    if not models:
-        raise BadInput(f"input step at {manifest.get('step_uri')} has out-of-fold predictions but no 'model' outputs")
-    return models[0] if len(models) == 1 else AveragedModel(models)
 
 
 # --- plots ---------------------------------------------------------------------------------

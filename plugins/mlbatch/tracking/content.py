@@ -97,8 +97,6 @@ def _oof_metrics(uris: list[str]) -> dict[str, float]:
 
     oof = pd.concat([read_parquet(uri)[["y", "pred"]] for uri in uris], ignore_index=True)
     y, pred = oof["y"].to_numpy(), oof["pred"].to_numpy()
-    if np.isin(y, [0, 1]).all():
-        found = {"auc": metrics.auc(y, pred), "logloss": metrics.logloss(y, pred)}
-    else:  # regression: the errors over every fold
-        found = {"rmse": float(np.sqrt(np.mean((y - pred) ** 2))), "mae": float(np.mean(np.abs(y - pred)))}
+    task = "binary" if np.isin(y, [0, 1]).all() else "regression"  # the errors over every fold
+    found = metrics.scores(task, y, pred)
     return {k: v for k, v in found.items() if v is not None}
