@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import median, ms, p90
+from workers.wire import run_command
 
 NAME = "AWS Batch backend"
 MEASURES = (
@@ -190,13 +191,13 @@ def noop_overhead(settings_file: Path) -> dict:
 
 
 def noop_request(output: str):
-    from mlbatch.run.jobs import JobRequest
+    from mlbatch.backends.jobs import JobRequest
 
     step = {"worker": "check.noop", "params": {}, "inputs": {}, "output": output}
     return JobRequest(
         name="bench.noop",
         image="mlbatch-worker:cpu",
-        command=["python", "-m", "workers", "run", "--request", json.dumps(step)],
+        command=run_command(step),
         env={"MLBATCH_ARTIFACTS": os.environ["MLBATCH_ARTIFACTS"]},
         vcpu=1,
         memory_mib=512,
@@ -206,7 +207,7 @@ def noop_request(output: str):
 # -- 2. SubmitJob for 10,000 shards -------------------------------------------------
 def wide_request(shard_indices: list[int] | None):
     """A 10,000-shard step try as the operator builds it: inputs, env, cache key, tags, deadlines."""
-    from mlbatch.run.jobs import JobRequest
+    from mlbatch.backends.jobs import JobRequest
 
     bucket = "s3://mlbatch-artifacts/artifacts"
     step = {"worker": "predict.batch", "params": {},
@@ -215,7 +216,7 @@ def wide_request(shard_indices: list[int] | None):
     return JobRequest(
         name="churn_scoring.score",
         image="mlbatch-worker:cpu",
-        command=["python", "-m", "workers", "run", "--request", json.dumps(step)],
+        command=run_command(step),
         env={"MLBATCH_TRY_NUMBER": "2" if shard_indices else "1", "MLBATCH_ARTIFACTS": bucket},
         vcpu=1,
         memory_mib=2048,
@@ -262,8 +263,8 @@ def real_submit(stand_in: Any, settings_file: Path) -> dict:
     calls: Counter[str] = Counter()
     backend = AwsBatchBackend(log=lambda line: None, settings=load_settings(settings_file))
     _count_calls(backend.jobs.client, calls, [])
-    # a harmless command: should a child ever get to run, it does nothing
-    request = wide_request(None).model_copy(update={"command": ["python", "-c", "pass"]})
+    # a harmless command: should a child ever get to run, it only lists the workers
+    request = wide_request(None).model_copy(update={"command": ["list"]})
     stand_in.runner.hold()
     try:
         began = time.perf_counter()

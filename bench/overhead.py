@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from mlbatch.backends.local import LocalBackend, worker_argv, worker_env
-from mlbatch.run.jobs import JobRequest
+from mlbatch.backends.jobs import JobRequest
 
 from bench.stats import median, ms, p90
+from workers.wire import run_command
 
 NAME = "Local step overhead"
 MEASURES = (
@@ -69,7 +70,7 @@ def noop_request(output: str) -> JobRequest:
     return JobRequest(
         name="bench.noop",
         image="mlbatch-worker:cpu",
-        command=["python", "-m", "workers", "run", "--request", json.dumps(step)],
+        command=run_command(step),
         vcpu=1,
         memory_mib=512,
     )
@@ -88,7 +89,7 @@ def _through_backend(output: str) -> float:
 
 def _alone(output: str) -> float:
     request = noop_request(output)
-    argv, env = worker_argv(request.command), worker_env(request, 0)
+    argv, env = worker_argv(request), worker_env(request, 0)
     began = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - began

@@ -10,10 +10,11 @@ from typing import Any
 
 from mlbatch.backends.local import LocalBackend
 from mlbatch.backends.slots import LocalSlots
-from mlbatch.run.jobs import JobRequest, JobResult
+from mlbatch.backends.jobs import JobRequest, JobResult
 from workers import artifacts
 from workers.request import StepRequest
 from workers.runner import run as run_shard
+from workers.wire import run_command
 
 
 def in_process(output: Path, worker: str, params: dict, inputs: dict[str, str], shards: int = 1) -> str:
@@ -37,7 +38,7 @@ def through_local_backend(worker: str, params: dict, inputs: dict[str, str], out
     """The step's shards as isolated workers at 1 vcpu each, timed, then committed; fails loudly."""
     step = {"worker": worker, "params": params, "inputs": inputs, "output": output}
     request = JobRequest(name=f"bench.{worker}", image="mlbatch-worker:cpu",
-                         command=["python", "-m", "workers", "run", "--request", json.dumps(step)],
+                         command=run_command(step),
                          vcpu=1, memory_mib=memory_mib, shard_count=shards)
     lines: list[str] = []
     began = time.perf_counter()

@@ -106,9 +106,14 @@ class LocalJobRunner:
 
     def _process(self, command: list[str], overrides: list[dict[str, str]], extra: dict[str, str],
                  stopped: Any) -> tuple[int, list[str]]:
-        """Run a container's command as a local process with its environment; killed once `stopped()`."""
-        command = list(command)
-        if command and command[0] in ("python", "python3"):
+        """Run a container's command as a local process with its environment; killed once `stopped()`.
+
+        As in a container of the worker image, the command follows the image's ENTRYPOINT.
+        """
+        from workers.wire import container_argv
+
+        command = container_argv(None, command)
+        if command[0] in ("python", "python3"):
             command[0] = sys.executable
         env = {**self.env, **{item["name"]: item["value"] for item in overrides}, **extra}
         process = subprocess.Popen(command, env=env, cwd=PROJECT, stdout=subprocess.PIPE,

@@ -130,10 +130,10 @@ def test_a_retry_resubmits_only_the_failed_shard_and_bad_input_fails_fast(aws, t
 
 def test_reattach_finds_the_live_job_instead_of_submitting_again(aws):
     from mlbatch.backends.aws_batch.backend import AwsBatchBackend
-    from mlbatch.run.jobs import JobRequest
+    from mlbatch.backends.jobs import JobRequest
 
     request = JobRequest(name="reattach.step", image="mlbatch-worker:cpu",
-                         command=["python", "-c", "print('computed once')"], identity="k" * 20,
+                         command=["list"], identity="k" * 20,
                          tags={"key": "k" * 20, "try": "1"}, start_timeout_s=120)
     lines: list[str] = []
     aws.runner.hold()  # the job waits in RUNNABLE, as with a busy queue
@@ -147,4 +147,4 @@ def test_reattach_finds_the_live_job_instead_of_submitting_again(aws):
     result = AwsBatchBackend(log=lines.append).wait(again)
     assert result.ok
     assert len(_jobs("reattach__step__")) == 1
-    assert any("[worker] computed once" in line for line in lines)
+    assert any("[worker] train.gbdt" in line for line in lines)

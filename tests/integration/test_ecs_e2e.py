@@ -88,10 +88,10 @@ def test_a_step_past_its_timeout_is_stopped_and_fails_as_timeout(aws, tmp_path):
 
 def test_reattach_starts_no_second_task(aws):
     from mlbatch.backends.ecs.backend import EcsBackend
-    from mlbatch.run.jobs import JobRequest
+    from mlbatch.backends.jobs import JobRequest
 
     request = JobRequest(name="reattach.ecs", image="mlbatch-worker:cpu", shard_count=2, identity="r" * 20,
-                         command=["python", "-c", "print('computed once')"], tags={"key": "r" * 20})
+                         command=["list"], tags={"key": "r" * 20})
     lines: list[str] = []
     aws.runner.hold()
     try:
@@ -103,4 +103,4 @@ def test_reattach_starts_no_second_task(aws):
     assert any("reattached to 2 live ECS task(s)" in line for line in lines)
     assert EcsBackend(log=lines.append).wait(again).ok
     assert len(_tasks("mlb-rrrrrrrrrrrrrrrr-")) == 2
-    assert sum("[shard 0/2] computed once" in line for line in lines) == 1
+    assert sum("[shard 0/2] train.gbdt" in line for line in lines) == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shutil
 import subprocess
@@ -249,4 +250,7 @@ def test_worker_image_installs_only_pinned_worker_requirements():
     assert requirements and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in requirements)
     assert not any("airflow" in line for line in requirements)
     assert re.search(r"pip install uv==[\d.]+", dockerfile)
-    assert 'ENTRYPOINT ["python", "-m", "workers"]' in dockerfile
+    # the one entrypoint every backend's command follows (workers.wire), spelled the same in the image
+    from workers.wire import WORKER_ENTRYPOINT
+
+    assert f"ENTRYPOINT {json.dumps(list(WORKER_ENTRYPOINT))}" in dockerfile

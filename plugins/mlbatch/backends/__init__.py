@@ -1,4 +1,4 @@
-"""Backends: where a step's workers run. Each takes the same `mlbatch.run.jobs.JobRequest`.
+"""Backends: where a step's workers run. Each takes the same `mlbatch.backends.jobs.JobRequest`.
 
 - local: every shard as its own capped OS process on this machine (the embedded default).
 - batch: AWS Batch jobs / array jobs (GPU queues, spot): mlbatch.backends.aws_batch.
@@ -8,7 +8,10 @@ Backend modules are imported when asked for, never at DAG parse time.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlbatch.backends.protocols import Backend
 
 KNOWN_BACKENDS = ("local", "batch", "ecs")
 
@@ -17,7 +20,7 @@ class UnknownBackendError(ValueError):
     """The name is not a backend."""
 
 
-def get_backend(name: str, **options: Any):
+def get_backend(name: str, **options: Any) -> Backend:
     """A backend instance by its spec name ('local', 'batch', 'ecs'); options go to its constructor."""
     key = name.strip().lower()
     if key == "local":

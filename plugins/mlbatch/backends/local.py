@@ -42,8 +42,8 @@ import psutil
 
 from mlbatch.backends.slots import LocalSlots, SlotLease
 from mlbatch.backends.threads import THREAD_CAP_VARS, thread_env  # noqa: F401  (THREAD_CAP_VARS: tests)
-from mlbatch.run.failures import FailureClass, classify_exit, failure_block, format_duration, format_exit, format_mib
-from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
+from mlbatch.backends.failures import FailureClass, classify_exit, failure_block, format_duration, format_exit, format_mib
+from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 
 # Inherited variables a worker must not see: Airflow's own configuration and
 # secrets (database URL, connections, variables). Workers know nothing of Airflow,
@@ -98,9 +98,9 @@ def worker_env(request: JobRequest, index: int, base: dict[str, str] | None = No
     return env
 
 
-def worker_argv(command: list[str]) -> list[str]:
-    """'python' means the interpreter running mlbatch, not whatever is first on PATH."""
-    argv = list(command)
+def worker_argv(request: JobRequest) -> list[str]:
+    """The request's entrypoint + command; 'python' means the interpreter running mlbatch, not the PATH's."""
+    argv = request.argv
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     return argv
@@ -344,7 +344,7 @@ class LocalBackend:
 
     def _spawn(self, request: JobRequest, index: int, lease: SlotLease) -> _Shard | ShardOutcome:
         prefix = self._prefix(request, index)
-        argv = worker_argv(request.command)
+        argv = worker_argv(request)
         started = time.monotonic()
         try:
             process = subprocess.Popen(

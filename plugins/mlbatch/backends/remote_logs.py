@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mlbatch.run.failures import failure_block
-from mlbatch.run.jobs import ShardOutcome
+from mlbatch.backends.failures import failure_block
+from mlbatch.backends.jobs import ShardOutcome
 
 LOG_EVERY_SHARD_UP_TO = 10  # more shards: the summary line and each failed shard's tail only
 LOG_TAIL_LINES = 20

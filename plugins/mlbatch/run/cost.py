@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlbatch.run.jobs import JobResult
+from mlbatch.backends.jobs import JobResult
 
 
 def usage(result: JobResult, step: Any, handle: Any = None) -> dict[str, Any]:

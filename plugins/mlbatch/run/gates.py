@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlbatch.run.failures import FailureClass
+from mlbatch.backends.failures import FailureClass
 from mlbatch.run.step_errors import FailureDetails, StepFailedFast
 
 NEXT_STEP = ("Find out why the output got worse (its data, params or code). It stays cached under its key, so a "

@@ -1,11 +1,10 @@
 """The step operator: resolve inputs and shards, launch missing shards via a backend, commit.
 
 It only orchestrates. What a worker does lives in workers/, how a process or a job is
-run lives in mlbatch.backends, what a failure means lives in mlbatch.run.failures.
+run lives in mlbatch.backends, what a failure means lives in mlbatch.backends.failures.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,8 +16,9 @@ from mlbatch.run.paths import PROJECT_ROOT, artifact_root, run_key, step_output_
 from mlbatch.run.step_errors import FailureDetails, StepFailed, StepFailedFast
 
 if TYPE_CHECKING:
+    from mlbatch.backends.protocols import Backend, RemoteBackend
     from mlbatch.cache.locks import LeaseLock
-    from mlbatch.run.jobs import JobRequest, JobResult
+    from mlbatch.backends.jobs import JobRequest, JobResult
     from mlbatch.spec.models import ResolvedStep
 
 
@@ -58,10 +58,15 @@ class StepOperator(BaseOperator):
         from mlbatch.run.deferral import RemoteState
 
         saved = RemoteState.model_validate((event or {})["resume"])
+        from mlbatch.backends.protocols import Progress, RemoteBackend
+
         backend = self._make_backend()
+        if not isinstance(backend, RemoteBackend):
+            raise AirflowFailException(f"step {self.step.name}: backend {self.step.backend!r} cannot resume a deferral")
         handle = backend.handle_type.model_validate(saved.handle)
         self._backend_handle = handle
-        result = backend.finish(handle, event.get("state"))
+        state = event.get("state")
+        result = backend.finish(handle, Progress(state) if state else None)
         summary = self._finish(context, saved.output, saved.shard_count, saved.key, saved.ingredients,
                                saved.todo, saved.started, result, saved.memory_mib)
         return self._recorded(summary, saved.started, context["ti"].try_number)
@@ -94,11 +99,14 @@ class StepOperator(BaseOperator):
                       self.step.name, key, shard_count, done, output)
         result, memory_mib = None, self.step.memory_mib
         if todo:
+            from mlbatch.backends.protocols import RemoteBackend
+
             backend = self._make_backend()
+            remote = isinstance(backend, RemoteBackend)
             request = self._job_request(upstream, output, shard_count, todo, ti.try_number, key, context,
-                                        remote=getattr(backend, "remote", False))
+                                        remote=remote)
             memory_mib = request.memory_mib
-            if getattr(backend, "remote", False):
+            if remote:
                 result = self._run_remote(backend, request, output, shard_count, key, ingredients, started)
             else:
                 result = self._run(request)
@@ -115,7 +123,7 @@ class StepOperator(BaseOperator):
         if todo and (unwritten := missing_shards(output, shard_count)):
             # A backend can say "succeeded" for a container that never wrote its output (wrong
             # artifact root, no write permission): that must not look done.
-            from mlbatch.run.failures import FailureClass
+            from mlbatch.backends.failures import FailureClass
 
             raise StepFailed(FailureDetails(FailureClass.code_error, (
                 f"the workers of shards {unwritten[:20]} ended successfully but committed no manifest under "
@@ -263,7 +271,8 @@ class StepOperator(BaseOperator):
     # -- helpers --------------------------------------------------------------
     def _job_request(self, upstream: dict, output: str, shard_count: int, todo: list[int], try_number: int,
                      key: str, context: Any, *, remote: bool) -> JobRequest:
-        from mlbatch.run.jobs import JobRequest
+        from mlbatch.backends.jobs import JobRequest
+        from workers.wire import run_command
 
         step_request = {
             "worker": self.step.run,
@@ -281,7 +290,7 @@ class StepOperator(BaseOperator):
         return JobRequest(
             name=f"{self.batch_id}.{self.step.name}",
             image=self.step.image,
-            command=["python", "-m", "workers", "run", "--request", json.dumps(step_request)],
+            command=run_command(step_request),
             env=env,
             vcpu=self.step.vcpu,
             memory_mib=self._memory_budget(),
@@ -313,7 +322,7 @@ class StepOperator(BaseOperator):
                           budget, self.step.memory_mib, self.step.oom_max_mib)
         return budget
 
-    def _make_backend(self) -> Any:
+    def _make_backend(self) -> Backend:
         from mlbatch.backends import UnknownBackendError, get_backend
         from mlbatch.settings import SettingsError
 
@@ -331,7 +340,7 @@ class StepOperator(BaseOperator):
             self._backend.cancel()
             raise
 
-    def _run_remote(self, backend: Any, request: JobRequest, output: str, shard_count: int, key: str,
+    def _run_remote(self, backend: RemoteBackend, request: JobRequest, output: str, shard_count: int, key: str,
                     ingredients: dict[str, Any], started: float) -> JobResult:
         """Submit (or reattach), then wait here or in the triggerer; a config error fails at once."""
         from mlbatch.run.deferral import RemoteState, remote_artifact_problem
@@ -362,7 +371,7 @@ class StepOperator(BaseOperator):
             raise
 
     def _fail(self, result: JobResult, memory_mib: int, try_number: int) -> None:
-        from mlbatch.run.failures import FailureClass
+        from mlbatch.backends.failures import FailureClass
 
         failure = result.first_failure
         if failure is None:  # shards left unstarted without a failure of their own

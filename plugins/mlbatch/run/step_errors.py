@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlbatch.run.failures import FailureClass
+from mlbatch.backends.failures import FailureClass
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from mlbatch.alerts.slack import SlackAlerts, step_alert
 from mlbatch.alerts.text import NEXT_STEP, StepAlert, failure_text
-from mlbatch.run.failures import FailureClass
+from mlbatch.backends.failures import FailureClass
 from mlbatch.run.oom_growth import current_budget, grown_budget, save_budget
 from mlbatch.run.secrets import Redactor, secret_env_values
 from mlbatch.run.step_errors import FailureDetails, StepFailed, StepFailedFast

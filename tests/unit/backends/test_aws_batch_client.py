@@ -11,8 +11,8 @@ from botocore.stub import ANY, Stubber
 from mlbatch.backends.aws_batch.backend import AwsBatchBackend
 from mlbatch.backends.aws_batch.client import BatchJobs
 from mlbatch.backends.aws_batch.submission import submit_job_args
-from mlbatch.run.failures import FailureClass
-from mlbatch.run.jobs import JobRequest
+from mlbatch.backends.failures import FailureClass
+from mlbatch.backends.jobs import JobRequest
 from mlbatch.settings import BatchSettings, Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from mlbatch.backends.aws_batch.backend import AwsBatchBackend, BatchHandle
 from mlbatch.backends.aws_batch.trigger import BatchStepTrigger
 from mlbatch.run.deferral import remote_artifact_problem
-from mlbatch.run.failures import FailureClass
+from mlbatch.backends.failures import FailureClass
 from mlbatch.settings import Settings
 
 

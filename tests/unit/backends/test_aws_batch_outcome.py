@@ -6,7 +6,7 @@ import pytest
 from mlbatch.backends.aws_batch.outcome import (
     CANCEL_REASON, classify_job, has_started, progress, starvation_reason, summary_line,
 )
-from mlbatch.run.failures import FailureClass
+from mlbatch.backends.failures import FailureClass
 
 
 def _failed(status_reason="Essential container in task exited", exit_code=None, reason=None) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from mlbatch.backends.aws_batch.submission import (
     MAX_ARRAY_SIZE, compress_indices, job_name, retry_strategy, shard_map, submit_job_args,
 )
-from mlbatch.run.jobs import JobRequest
+from mlbatch.backends.jobs import JobRequest
 from workers.request import StepRequest
 
 COMMAND = ["python", "-m", "workers", "run", "--request", "{}"]

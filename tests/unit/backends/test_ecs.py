@@ -10,8 +10,8 @@ from mlbatch.backends.ecs.client import EcsTasks
 from mlbatch.backends.ecs.definitions import definition
 from mlbatch.backends.ecs.outcome import classify_task, progress
 from mlbatch.backends.ecs.submission import run_task_args, started_by
-from mlbatch.run.failures import FailureClass
-from mlbatch.run.jobs import JobRequest
+from mlbatch.backends.failures import FailureClass
+from mlbatch.backends.jobs import JobRequest
 from mlbatch.settings import AwsSettings, Settings
 
 COMMAND = ["python", "-m", "workers", "run", "--request", "{}"]

@@ -19,8 +19,8 @@ import mlbatch.backends.local as local_module
 from mlbatch.backends import UnknownBackendError, get_backend
 from mlbatch.backends.local import THREAD_CAP_VARS, LocalBackend
 from mlbatch.backends.slots import LocalSlots
-from mlbatch.run.failures import FailureClass
-from mlbatch.run.jobs import JobRequest, JobResult
+from mlbatch.backends.failures import FailureClass
+from mlbatch.backends.jobs import JobRequest, JobResult
 
 PLUGINS_DIR = Path(local_module.__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def py(code: str) -> list[str]:
 
 def request(command: list[str], **fields: object) -> JobRequest:
     fields.setdefault("memory_mib", 512)
-    return JobRequest(name="test.step", image="mlbatch-worker:cpu", command=command, **fields)
+    return JobRequest(name="test.step", image="mlbatch-worker:cpu", entrypoint=[], command=command, **fields)
 
 
 def write_atomically(path: Path) -> str:
@@ -380,9 +380,9 @@ def test_worker_dies_when_the_task_process_is_killed(tmp_path: Path) -> None:
         sys.path.insert(0, {str(PLUGINS_DIR)!r})
         from mlbatch.backends.local import LocalBackend
         from mlbatch.backends.slots import LocalSlots
-        from mlbatch.run.jobs import JobRequest
+        from mlbatch.backends.jobs import JobRequest
         LocalBackend(slots=LocalSlots(capacity=2, directory={str(tmp_path / "slots")!r})).run(
-            JobRequest(name="test.orphan", image="x", command=[sys.executable, "-c", {worker!r}], memory_mib=256)
+            JobRequest(name="test.orphan", image="x", entrypoint=[], command=[sys.executable, "-c", {worker!r}], memory_mib=256)
         )
     """
     parent = subprocess.Popen(py(parent_code), stdout=subprocess.DEVNULL)

@@ -12,7 +12,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from mlbatch.run.assets import announce, event_extra, step_asset
 from mlbatch.run.factory import build_dag
-from mlbatch.run.failures import FailureClass
+from mlbatch.backends.failures import FailureClass
 from mlbatch.run.gates import NEXT_STEP, enforce_gate
 from mlbatch.run.step_errors import StepFailedFast
 

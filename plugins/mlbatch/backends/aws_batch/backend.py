@@ -19,8 +19,8 @@ from mlbatch.backends.aws_batch.client import BatchJobs
 from mlbatch.backends.aws_batch.definitions import definition_name
 from mlbatch.backends.aws_batch.submission import MAX_INLINE_SHARD_MAP, job_name, shard_map, submit_job_args
 from mlbatch.backends.remote_logs import LOG_TAIL_LINES, FinishedShard, report_shards
-from mlbatch.run.failures import FailureClass, format_duration, format_mib
-from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
+from mlbatch.backends.failures import FailureClass, format_duration, format_mib
+from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.settings import Settings, SettingsError, load_settings
 
 
@@ -55,7 +55,6 @@ class BatchHandle(BaseModel):
 
 
 class AwsBatchBackend:
-    remote = True
     handle_type = BatchHandle
 
     def __init__(self, log: Callable[[str], None] = print, settings: Settings | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mlbatch.run.failures import FailureClass, classify_exit, format_duration, format_mib
+from mlbatch.backends.failures import FailureClass, classify_exit, format_duration, format_mib
 
 LIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 WAITING_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE")

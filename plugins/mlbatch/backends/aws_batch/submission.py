@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from mlbatch.backends.threads import thread_env
-from mlbatch.run.jobs import JobRequest
+from mlbatch.backends.jobs import JobRequest
 
 MAX_ARRAY_SIZE = 10_000
 MIN_ATTEMPT_DURATION_S = 60  # Batch rejects a shorter attemptDurationSeconds

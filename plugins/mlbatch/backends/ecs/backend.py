@@ -19,8 +19,8 @@ from mlbatch.backends.ecs.definitions import family
 from mlbatch.backends.ecs.outcome import classify_task, progress
 from mlbatch.backends.ecs.submission import capacity_of, run_task_args, started_by
 from mlbatch.backends.remote_logs import LOG_TAIL_LINES, FinishedShard, report_shards
-from mlbatch.run.failures import FailureClass, format_duration, format_mib
-from mlbatch.run.jobs import JobRequest, JobResult, ShardOutcome
+from mlbatch.backends.failures import FailureClass, format_duration, format_mib
+from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.settings import Settings, SettingsError, load_settings
 
 
@@ -56,7 +56,6 @@ class EcsHandle(BaseModel):
 
 
 class EcsBackend:
-    remote = True
     handle_type = EcsHandle
 
     def __init__(self, log: Callable[[str], None] = print, settings: Settings | None = None,

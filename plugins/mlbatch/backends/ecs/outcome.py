@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from mlbatch.backends.aws_batch.outcome import CANCEL_REASON, OOM_EXIT_CODE
-from mlbatch.run.failures import FailureClass, classify_exit, format_mib
+from mlbatch.backends.failures import FailureClass, classify_exit, format_mib
 
 LIVE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING")
 NOT_STARTED = ("PROVISIONING", "PENDING", "ACTIVATING")

@@ -12,7 +12,7 @@ from typing import Any
 from mlbatch.backends.aws_batch.submission import job_tags
 from mlbatch.backends.ecs import fargate
 from mlbatch.backends.threads import thread_env
-from mlbatch.run.jobs import JobRequest
+from mlbatch.backends.jobs import JobRequest
 
 CONTAINER = "worker"  # the one container of every mlbatch task definition
 MAX_STARTED_BY = 36  # ECS limit: letters, digits, '-', '_' and '/'

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from mlbatch.run.failures import (
+from mlbatch.backends.failures import (
     RETRYABLE,
     FailureClass,
     classify_exit,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlbatch.run.failures import FailureClass, failure_block
+from mlbatch.backends.failures import FailureClass, failure_block
 
 
 class JobRequest(BaseModel):
@@ -17,7 +17,11 @@ class JobRequest(BaseModel):
 
     name: str = Field(min_length=1, description="dag_id.step, e.g. 'churn_training.train'")
     image: str = Field(description="worker image; container backends run it, the local backend runs argv directly")
-    command: list[str] = Field(min_length=1, description="argv of the worker")
+    command: list[str] = Field(min_length=1, description="arguments after the entrypoint (a container's CMD): "
+                               "what AWS Batch's `command` and an ECS container override carry")
+    entrypoint: list[str] | None = Field(
+        None, description="None: the worker image's ENTRYPOINT (workers.wire.WORKER_ENTRYPOINT), which no "
+        "container backend overrides; a local process runs it followed by `command`")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment of the worker")
     vcpu: float = Field(1.0, gt=0)
     memory_mib: int = Field(2048, gt=0, description="memory budget of one shard")
@@ -54,6 +58,13 @@ class JobRequest(BaseModel):
                     f"shard_indices {outside} outside 0..{self.shard_count - 1} (shard_count={self.shard_count})"
                 )
         return self
+
+    @property
+    def argv(self) -> list[str]:
+        """The whole argv a container of the image (or a local process) runs: entrypoint + command."""
+        from workers.wire import container_argv
+
+        return container_argv(self.entrypoint, self.command)
 
     @property
     def indices(self) -> list[int]:
