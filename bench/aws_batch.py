@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import median, ms, p90
+from workers import wire
 from workers.wire import run_command
 
 NAME = "AWS Batch backend"
@@ -248,7 +249,7 @@ def payload_sizes() -> dict:
             "args_bytes": len(json.dumps(args).encode()),
             "container_overrides_bytes": len(json.dumps(args["containerOverrides"]).encode()),
             "shard_map_chars": len(text),
-            "shard_map_in_file": "MLBATCH_SHARD_MAP_URI" in env,
+            "shard_map_in_file": wire.SHARD_MAP_URI in env,
         }
     return {"limit_bytes": PAYLOAD_LIMIT, "submit_job_calls": 1, "sizes": sizes}
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from workers import artifacts
+from workers import artifacts, wire
 from workers.errors import BadInput
 from workers.registry import get_worker
 
@@ -56,8 +56,7 @@ class StepRequest:
             raise BadInput(f"request is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise BadInput("request must be a JSON object")
-        known = {"worker", "params", "inputs", "output", "shard_index", "shard_count", "try_number"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - set(wire.REQUEST_FIELDS))
         if unknown:
             raise BadInput(f"request has unknown field(s): {', '.join(unknown)}")
         if "worker" not in data:
@@ -70,24 +69,22 @@ class StepRequest:
         return json.dumps(data, sort_keys=True)
 
     def with_env(self, env: Mapping[str, str] | None = None) -> StepRequest:
-        """Apply the shard and try overrides the backend puts in the environment.
+        """Apply the shard and try overrides the backend puts in the environment (see workers.wire).
 
-        MLBATCH_SHARD_INDEX wins; else AWS_BATCH_JOB_ARRAY_INDEX, mapped through
-        MLBATCH_SHARD_MAP ("3,7-9": array child i runs the i-th shard listed; a long list comes
-        as a file, MLBATCH_SHARD_MAP_URI) when set, so a
-        re-submitted array can run only the shards that are still missing.
+        The shard index wins; else AWS Batch's array index, mapped through the shard map
+        ("3,7-9": array child i runs the i-th shard listed; a long list comes as a file) when
+        set, so a re-submitted array can run only the shards that are still missing.
         """
         env = os.environ if env is None else env
         changes: dict[str, int] = {}
-        if env.get("MLBATCH_SHARD_COUNT"):
-            changes["shard_count"] = _env_int(env, "MLBATCH_SHARD_COUNT")
-        if env.get("MLBATCH_SHARD_INDEX"):
-            changes["shard_index"] = _env_int(env, "MLBATCH_SHARD_INDEX")
-        elif env.get("AWS_BATCH_JOB_ARRAY_INDEX"):
-            array_index = _env_int(env, "AWS_BATCH_JOB_ARRAY_INDEX")
-            changes["shard_index"] = _map_shard(env, array_index)
-        if env.get("MLBATCH_TRY_NUMBER"):
-            changes["try_number"] = _env_int(env, "MLBATCH_TRY_NUMBER")
+        if env.get(wire.SHARD_COUNT):
+            changes["shard_count"] = _env_int(env, wire.SHARD_COUNT)
+        if env.get(wire.SHARD_INDEX):
+            changes["shard_index"] = _env_int(env, wire.SHARD_INDEX)
+        elif env.get(wire.ARRAY_INDEX):
+            changes["shard_index"] = _map_shard(env, _env_int(env, wire.ARRAY_INDEX))
+        if env.get(wire.TRY_NUMBER):
+            changes["try_number"] = _env_int(env, wire.TRY_NUMBER)
         return replace(self, **changes) if changes else self
 
     # --- helpers for workers -------------------------------------------------
@@ -133,27 +130,24 @@ def _env_int(env: Mapping[str, str], name: str) -> int:
 
 def parse_shard_map(shard_map: str) -> list[int]:
     """'1,3-5,9' -> [1, 3, 4, 5, 9]: which shard each array child runs (ranges keep it short)."""
-    shards: list[int] = []
     try:
-        for part in filter(None, (p.strip() for p in shard_map.split(","))):
-            first, _, last = part.partition("-")
-            shards += range(int(first), int(last or first) + 1)
-    except ValueError:
-        raise BadInput(f"MLBATCH_SHARD_MAP={shard_map!r} is not a list of ints and ranges like '1,3-5'") from None
-    return shards
+        return wire.decode_ranges(shard_map)
+    except ValueError as error:
+        raise BadInput(f"{wire.SHARD_MAP}={error}") from None
 
 
 def shard_map_of(env: Mapping[str, str]) -> list[int] | None:
-    """The shard list of a partial array: inline (MLBATCH_SHARD_MAP) or, when long, in a file."""
-    if env.get("MLBATCH_SHARD_MAP", "").strip():
-        return parse_shard_map(env["MLBATCH_SHARD_MAP"])
-    if env.get("MLBATCH_SHARD_MAP_URI"):
+    """The shard list of a partial array: inline or, when long, in a file (None: children 0..n-1)."""
+    def read_text(uri: str) -> str:
         try:
-            text = artifacts.read_bytes(env["MLBATCH_SHARD_MAP_URI"]).decode()
+            return artifacts.read_bytes(uri).decode()
         except FileNotFoundError:
-            raise BadInput(f"MLBATCH_SHARD_MAP_URI={env['MLBATCH_SHARD_MAP_URI']} does not exist") from None
-        return parse_shard_map(text)
-    return None
+            raise BadInput(f"{wire.SHARD_MAP_URI}={uri} does not exist") from None
+
+    try:
+        return wire.shard_map_from(env, read_text)
+    except ValueError as error:
+        raise BadInput(f"{wire.SHARD_MAP}={error}") from None
 
 
 def _map_shard(env: Mapping[str, str], array_index: int) -> int:
@@ -161,5 +155,5 @@ def _map_shard(env: Mapping[str, str], array_index: int) -> int:
     if shards is None:
         return array_index
     if not 0 <= array_index < len(shards):
-        raise BadInput(f"array index {array_index} is outside MLBATCH_SHARD_MAP of {len(shards)} shards")
+        raise BadInput(f"array index {array_index} is outside {wire.SHARD_MAP} of {len(shards)} shards")
     return shards[array_index]

@@ -1,5 +1,10 @@
 """The wire contract between the orchestrator (plugins/) and a worker: how a shard is started.
 
+Everything a backend tells a worker is here, once: the step request and the argv that
+carries it, the environment variable names, and how a list of shards is written down.
+The orchestrator writes with these functions, the worker (workers/request.py) reads with
+them; no other module spells the variable names.
+
 A worker image's ENTRYPOINT is `WORKER_ENTRYPOINT` (Dockerfile.worker says the same, and a
 test holds them equal). AWS Batch's `command` and an ECS container override replace the
 image's CMD, never its ENTRYPOINT, so what a backend submits is `run_command(...)` alone:
@@ -11,10 +16,30 @@ Imports nothing beyond the standard library: the Airflow side imports it at run 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 # The image's ENTRYPOINT: every container of the worker image starts with it.
 WORKER_ENTRYPOINT: tuple[str, ...] = ("python", "-m", "workers")
+
+# -- environment variable names ------------------------------------------------------
+SHARD_INDEX = "MLBATCH_SHARD_INDEX"  # the shard this worker runs (wins over everything below)
+SHARD_COUNT = "MLBATCH_SHARD_COUNT"  # how many shards the step has in all
+SHARD_MAP = "MLBATCH_SHARD_MAP"  # array child i runs the i-th shard of this range list ("3,7-9")
+SHARD_MAP_URI = "MLBATCH_SHARD_MAP_URI"  # the same list in a file, when too long for the environment
+ARRAY_INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"  # set by AWS Batch in each child of an array job
+TRY_NUMBER = "MLBATCH_TRY_NUMBER"  # the Airflow try this worker belongs to
+ARTIFACTS = "MLBATCH_ARTIFACTS"  # the artifact root (any fsspec URI)
+GPU = "MLBATCH_GPU"  # the GPUs the step asked for (a worker says when it finds none)
+
+# The fields of a step request (workers.request.StepRequest holds the same, a test checks).
+REQUEST_FIELDS = ("worker", "params", "inputs", "output", "shard_index", "shard_count", "try_number")
+
+
+def step_request(*, worker: str, params: Mapping[str, Any], inputs: Mapping[str, str], output: str,
+                 shard_count: int) -> dict[str, Any]:
+    """The step request every shard of a step gets; each learns its own shard from `shard_env`."""
+    return {"worker": worker, "params": dict(params), "inputs": dict(inputs), "output": output,
+            "shard_index": 0, "shard_count": shard_count}
 
 
 def run_command(step_request: Mapping[str, Any]) -> list[str]:
@@ -25,3 +50,61 @@ def run_command(step_request: Mapping[str, Any]) -> list[str]:
 def container_argv(entrypoint: Sequence[str] | None, command: Sequence[str]) -> list[str]:
     """What a container runs: its entrypoint (None: the worker image's own) followed by the command."""
     return [*(WORKER_ENTRYPOINT if entrypoint is None else entrypoint), *command]
+
+
+def try_env(*, try_number: int, artifacts: str, gpu: int = 0) -> dict[str, str]:
+    """What every shard of one try shares: its try number, the artifact root, the GPUs asked for."""
+    env = {TRY_NUMBER: str(try_number), ARTIFACTS: artifacts}
+    if gpu:
+        env[GPU] = str(gpu)
+    return env
+
+
+def shard_env(shard_count: int, index: int | None = None, *, shard_map: Sequence[int] | None = None,
+              shard_map_uri: str | None = None) -> dict[str, str]:
+    """How a worker learns its shard: its own index, or (array children) a list or a file of the list."""
+    env = {SHARD_COUNT: str(shard_count)}
+    if index is not None:
+        env[SHARD_INDEX] = str(index)
+    if shard_map is not None:
+        env[SHARD_MAP] = encode_ranges(shard_map)
+    if shard_map_uri:
+        env[SHARD_MAP_URI] = shard_map_uri
+    return env
+
+
+def encode_ranges(indices: Iterable[int]) -> str:
+    """[0, 1, 2, 3, 7] -> '0-3,7': a shard list kept short for the environment and for log lines."""
+    parts: list[str] = []
+    start = prev = None
+    for i in sorted(indices):
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+def decode_ranges(text: str) -> list[int]:
+    """'1,3-5,9' -> [1, 3, 4, 5, 9]; ValueError when it is not such a list."""
+    shards: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            first, _, last = part.partition("-")
+            shards += range(int(first), int(last or first) + 1)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a list of ints and ranges like '1,3-5'") from None
+    return shards
+
+
+def shard_map_from(env: Mapping[str, str], read_text: Callable[[str], str]) -> list[int] | None:
+    """The shard list of a partial array (inline, or in the file `read_text` reads); None: children 0..n-1."""
+    if env.get(SHARD_MAP, "").strip():
+        return decode_ranges(env[SHARD_MAP])
+    if env.get(SHARD_MAP_URI):
+        return decode_ranges(read_text(env[SHARD_MAP_URI]))
+    return None

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import IO, Callable
 
 import psutil
+from workers import wire
+from workers.wire import encode_ranges
 
 from mlbatch.backends.slots import LocalSlots, SlotLease
 from mlbatch.backends.threads import THREAD_CAP_VARS, thread_env  # noqa: F401  (THREAD_CAP_VARS: tests)
@@ -93,8 +95,7 @@ def worker_env(request: JobRequest, index: int, base: dict[str, str] | None = No
     env.update(thread_env(request.vcpu))
     env["PYTHONUNBUFFERED"] = "1"  # stream log lines as they are printed, not at exit
     env.update(request.env)
-    env["MLBATCH_SHARD_INDEX"] = str(index)
-    env["MLBATCH_SHARD_COUNT"] = str(request.shard_count)
+    env.update(wire.shard_env(request.shard_count, index))
     return env
 
 
@@ -197,7 +198,7 @@ class LocalBackend:
             self._emit(f"{request.name}: asks for {request.gpu} GPU; local workers share every GPU of this host")
         if request.shard_count > 1:
             self._emit(
-                f"{request.name}: running shards {_ranges(request.indices)} of {request.shard_count} "
+                f"{request.name}: running shards {encode_ranges(request.indices)} of {request.shard_count} "
                 f"as local processes ({request.vcpu:g} vcpu, {format_mib(request.memory_mib)} each)"
             )
 
@@ -232,7 +233,7 @@ class LocalBackend:
             else:
                 not_started.append(index)
         if not_started:
-            self._emit(f"{request.name}: shards {_ranges(not_started)} not started because a shard failed")
+            self._emit(f"{request.name}: shards {encode_ranges(not_started)} not started because a shard failed")
         return JobResult(
             name=request.name,
             shard_count=request.shard_count,
@@ -269,7 +270,7 @@ class LocalBackend:
                 if running:
                     self._emit(
                         f"{request.name}: past its {format_duration(request.timeout_s or 0)} timeout, "
-                        f"stopping shards {_ranges(sorted(running))} (SIGTERM, SIGKILL after {self.term_grace_s:g}s)"
+                        f"stopping shards {encode_ranges(sorted(running))} (SIGTERM, SIGKILL after {self.term_grace_s:g}s)"
                     )
                 for shard in running.values():
                     if shard.killed_for is None:
@@ -528,14 +529,3 @@ def _tree_rss_mib(root: psutil.Process | None) -> float | None:
         except psutil.Error:
             pass  # exited between listing and sampling
     return total / _MIB
-
-
-def _ranges(indices: list[int]) -> str:
-    """[0, 1, 2, 5] -> '0-2,5'."""
-    parts: list[str] = []
-    for i in sorted(indices):
-        if parts and i == int(parts[-1].split("-")[-1]) + 1:
-            parts[-1] = f"{parts[-1].split('-')[0]}-{i}"
-        else:
-            parts.append(str(i))
-    return ",".join(parts)

@@ -272,25 +272,18 @@ class StepOperator(BaseOperator):
     def _job_request(self, upstream: dict, output: str, shard_count: int, todo: list[int], try_number: int,
                      key: str, context: Any, *, remote: bool) -> JobRequest:
         from mlbatch.backends.jobs import JobRequest
-        from workers.wire import run_command
+        from workers import wire
 
-        step_request = {
-            "worker": self.step.run,
-            "params": self.step.params,
-            "inputs": {name: summary["uri"] for name, summary in upstream.items()},
-            "output": output,
-            "shard_index": 0,
-            "shard_count": shard_count,
-        }
-        env = {"MLBATCH_TRY_NUMBER": str(try_number), "MLBATCH_ARTIFACTS": artifact_root()}
-        if self.step.gpu:  # a GPU worker says so in its log when it finds none and falls back to CPU
-            env["MLBATCH_GPU"] = str(self.step.gpu)
+        step_request = wire.step_request(worker=self.step.run, params=self.step.params, output=output,
+                                         inputs={name: summary["uri"] for name, summary in upstream.items()},
+                                         shard_count=shard_count)
+        env = wire.try_env(try_number=try_number, artifacts=artifact_root(), gpu=self.step.gpu)
         if not remote:  # a container has its own code; a local worker imports this checkout's workers/
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
         return JobRequest(
             name=f"{self.batch_id}.{self.step.name}",
             image=self.step.image,
-            command=run_command(step_request),
+            command=wire.run_command(step_request),
             env=env,
             vcpu=self.step.vcpu,
             memory_mib=self._memory_budget(),

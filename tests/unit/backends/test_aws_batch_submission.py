@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mlbatch.backends.aws_batch.submission import (
-    MAX_ARRAY_SIZE, compress_indices, job_name, retry_strategy, shard_map, submit_job_args,
+    MAX_ARRAY_SIZE, job_name, retry_strategy, shard_map, submit_job_args,
 )
 from mlbatch.backends.jobs import JobRequest
 from workers.request import StepRequest
@@ -101,12 +101,6 @@ def test_job_names_are_deterministic_and_valid():
     assert job_name(_request(identity="x" * 20)) != job_name(_request())
     odd = job_name(_request(name="a b.ç" * 40))
     assert len(odd) <= 128 and all(c.isalnum() or c in "-_" for c in odd)
-
-
-def test_compress_indices():
-    assert compress_indices([0, 1, 2, 3, 7]) == "0-3,7"
-    assert compress_indices([5]) == "5"
-    assert compress_indices([]) == ""
 
 
 def _batch_decision(rules: list[dict], status_reason: str, reason: str, exit_code: str) -> str:

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict
+from workers import wire
 
 from mlbatch.backends.aws_batch import outcome as batch_outcome
 from mlbatch.backends.aws_batch.client import BatchJobs
@@ -112,7 +113,7 @@ class AwsBatchBackend:
             return None
         from workers.artifacts import join, write_bytes
 
-        root = request.env.get("MLBATCH_ARTIFACTS", "")
+        root = request.env.get(wire.ARTIFACTS, "")
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         return write_bytes(join(root, "_shard_maps", f"{job_name(request)}-{digest}.txt"), text.encode())
 
@@ -207,12 +208,12 @@ def _status_text(job: dict[str, Any]) -> str:
 
 def _indices_of(job: dict[str, Any], request: JobRequest) -> list[int]:
     """Which shards a live job runs, read back from the environment it was submitted with."""
-    env = {item["name"]: item["value"] for item in (job.get("container") or {}).get("environment", [])}
-    if env.get("MLBATCH_SHARD_INDEX"):
-        return [int(env["MLBATCH_SHARD_INDEX"])]
-    if env.get("MLBATCH_SHARD_MAP") or env.get("MLBATCH_SHARD_MAP_URI"):
-        from workers.request import shard_map_of
+    from workers.request import shard_map_of
 
-        return shard_map_of(env)
+    env = {item["name"]: item["value"] for item in (job.get("container") or {}).get("environment", [])}
+    if env.get(wire.SHARD_INDEX):
+        return [int(env[wire.SHARD_INDEX])]
+    if (shards := shard_map_of(env)) is not None:
+        return shards
     size = (job.get("arrayProperties") or {}).get("size")
     return list(range(size)) if size else request.indices

@@ -2,10 +2,10 @@
 
 One step try is ONE job: a plain job for one shard, an array job (2..10,000 children)
 for more. Array child i runs shard `indices[i]`: the identity when every shard runs,
-else the list goes in MLBATCH_SHARD_MAP as ranges ("0-3,7"). A scattered retry of
-thousands of shards can still outgrow SubmitJob's 30 KiB payload quota; past
-MAX_INLINE_SHARD_MAP the list travels as a file instead (MLBATCH_SHARD_MAP_URI), which
-the backend writes next to the artifacts.
+else the list goes in the environment as ranges ("0-3,7", see workers.wire). A
+scattered retry of thousands of shards can still outgrow SubmitJob's 30 KiB payload
+quota; past MAX_INLINE_SHARD_MAP the list travels as a file instead, which the backend
+writes next to the artifacts.
 """
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import math
 import re
 from typing import Any
 
-from mlbatch.backends.threads import thread_env
+from workers import wire
+from workers.wire import encode_ranges
+
 from mlbatch.backends.jobs import JobRequest
+from mlbatch.backends.threads import thread_env
 
 MAX_ARRAY_SIZE = 10_000
 MIN_ATTEMPT_DURATION_S = 60  # Batch rejects a shorter attemptDurationSeconds
@@ -33,45 +36,27 @@ def job_name(request: JobRequest) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", base)[:MAX_JOB_NAME]
 
 
-def compress_indices(indices: list[int]) -> str:
-    """[0, 1, 2, 3, 7] -> '0-3,7' (what workers.request reads back)."""
-    parts: list[str] = []
-    start = prev = None
-    for i in sorted(indices):
-        if prev is not None and i == prev + 1:
-            prev = i
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = i
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
-
-
 def shard_map(request: JobRequest) -> str | None:
     """The array child -> shard list, when children do not simply run shards 0..n-1."""
     indices = request.indices
     if len(indices) == 1 or indices == list(range(len(indices))):
         return None
-    return compress_indices(indices)
+    return encode_ranges(indices)
 
 
 def shard_env(request: JobRequest, map_uri: str | None = None) -> dict[str, str]:
     """How each container learns its shard: an index for a plain job, a map (or its file) for an array."""
     indices = request.indices
-    env = {"MLBATCH_SHARD_COUNT": str(request.shard_count)}
     if len(indices) == 1:
-        env["MLBATCH_SHARD_INDEX"] = str(indices[0])
-    elif (text := shard_map(request)) is not None:
-        if len(text) <= MAX_INLINE_SHARD_MAP:
-            env["MLBATCH_SHARD_MAP"] = text
-        elif map_uri:
-            env["MLBATCH_SHARD_MAP_URI"] = map_uri
-        else:
-            raise ValueError(f"{request.name}: the shard list ({len(text)} characters) is too long for SubmitJob; "
-                             "pass the URI of a file holding it")
-    return env
+        return wire.shard_env(request.shard_count, indices[0])
+    if (text := shard_map(request)) is None:
+        return wire.shard_env(request.shard_count)  # child i runs shard i
+    if len(text) <= MAX_INLINE_SHARD_MAP:
+        return wire.shard_env(request.shard_count, shard_map=indices)
+    if map_uri:
+        return wire.shard_env(request.shard_count, shard_map_uri=map_uri)
+    raise ValueError(f"{request.name}: the shard list ({len(text)} characters) is too long for SubmitJob; "
+                     "pass the URI of a file holding it")
 
 
 def resource_requirements(request: JobRequest) -> list[dict[str, str]]:

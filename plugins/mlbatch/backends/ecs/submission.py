@@ -1,13 +1,15 @@
 """A JobRequest as ECS RunTask calls: one task per shard. Pure: no AWS calls here.
 
 ECS has no array index: the only per-task input is the container overrides of the RunTask
-call that starts it, so a shard must be its own call (count=1) to learn its MLBATCH_SHARD_INDEX.
+call that starts it, so a shard must be its own call (count=1) to learn its shard index.
 Each task's startedBy names its step output and shard, which is how a retry finds it again.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from workers import wire
 
 from mlbatch.backends.aws_batch.submission import job_tags
 from mlbatch.backends.ecs import fargate
@@ -40,7 +42,7 @@ def run_task_args(request: JobRequest, shard: int, *, cluster: str, task_definit
                   subnets: list[str], security_groups: list[str], assign_public_ip: bool) -> dict[str, Any]:
     env = thread_env(request.vcpu)
     env.update(request.env)
-    env.update({"MLBATCH_SHARD_INDEX": str(shard), "MLBATCH_SHARD_COUNT": str(request.shard_count)})
+    env.update(wire.shard_env(request.shard_count, shard))
     container: dict[str, Any] = {
         "name": CONTAINER,
         "command": list(request.command),
