@@ -19,6 +19,7 @@ from typing import Any, Iterator, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlbatch.project import PROJECT_ROOT
 from mlbatch.spec.fields import QUEUE_ROLES, Duration, QueueRole
 
 SETTINGS_ENV = "MLBATCH_SETTINGS"
@@ -121,8 +122,6 @@ def settings_path(project_root: Path) -> Path:
 def load_settings(path: Path | None = None) -> Settings:
     """The settings file (absent: defaults) with MLBATCH_* environment overrides applied."""
     if path is None:
-        from mlbatch.run.paths import PROJECT_ROOT
-
         path = settings_path(PROJECT_ROOT)
     data: dict[str, Any] = {}
     if path.is_file():

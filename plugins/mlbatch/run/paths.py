@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from mlbatch.project import PROJECT_ROOT
+
+__all__ = ["PROJECT_ROOT", "artifact_root", "run_key", "step_output_uri"]
 
 
 def artifact_root() -> str:
