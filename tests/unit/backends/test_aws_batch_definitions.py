@@ -1,7 +1,8 @@
 """Job definitions from the settings: one per worker image, registered only when their content changes."""
 from __future__ import annotations
 
-from mlbatch.backends.aws_batch.definitions import CONTENT_TAG, definition, definition_name, plan, resolve_image
+from mlbatch.backends.aws.definitions import CONTENT_TAG, resolve_image
+from mlbatch.backends.aws_batch.definitions import definition, definition_name, plan
 from mlbatch.settings import AwsSettings, BatchSettings, ImageSettings, Settings
 
 SETTINGS = Settings(image=ImageSettings(repository="1.dkr.ecr.eu-west-1.amazonaws.com/mlbatch-worker", tag="abc"),

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlbatch.backends.aws_batch.outcome import (
-    CANCEL_REASON, classify_job, has_started, progress, starvation_reason, summary_line,
-)
+from mlbatch.backends.aws.conventions import CANCEL_REASON, summary_line
+from mlbatch.backends.aws_batch.outcome import classify_job, has_started, progress, starvation_reason
 from mlbatch.backends.failures import FailureClass
 
 

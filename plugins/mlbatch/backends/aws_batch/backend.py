@@ -12,38 +12,26 @@ import hashlib
 import time
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict
 from workers import wire
 
+from mlbatch.backends.aws.conventions import CANCEL_REASON, summary_line
+from mlbatch.backends.aws.logs import FinishedShard
+from mlbatch.backends.aws.polling import PollingBackend, RemoteHandle
 from mlbatch.backends.aws_batch import outcome as batch_outcome
 from mlbatch.backends.aws_batch.client import BatchJobs
 from mlbatch.backends.aws_batch.definitions import definition_name
 from mlbatch.backends.aws_batch.submission import MAX_INLINE_SHARD_MAP, job_name, shard_map, submit_job_args
-from mlbatch.backends.remote_logs import LOG_TAIL_LINES, FinishedShard, report_shards
-from mlbatch.backends.failures import FailureClass, format_duration, format_mib
+from mlbatch.backends.failures import FailureClass
 from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
-from mlbatch.settings import Settings, SettingsError, load_settings
+from mlbatch.backends.protocols import LogLine, Progress
+from mlbatch.settings import BatchSettings, Settings
 
 
-
-class BatchHandle(BaseModel):
-    """A submitted (or reattached) try: everything needed to wait for it and collect it later."""
-
-    model_config = ConfigDict(frozen=True)
-
+class BatchHandle(RemoteHandle):
     job_id: str
     job_name: str
     queue: str
-    name: str  # dag_id.step
     indices: list[int]  # array child i runs shard indices[i]
-    shard_count: int
-    memory_mib: int
-    vcpu: float
-    gpu: int
-    spot: bool
-    timeout_s: float | None = None
-    start_timeout_s: float | None = None
-    submitted_at: float
     reattached: bool = False
 
     @property
@@ -51,35 +39,29 @@ class BatchHandle(BaseModel):
         return len(self.indices) > 1
 
     @property
-    def start_deadline(self) -> float | None:
-        return self.submitted_at + self.start_timeout_s if self.start_timeout_s else None
+    def shards(self) -> list[int]:
+        return list(self.indices)
 
 
-class AwsBatchBackend:
+class AwsBatchBackend(PollingBackend[BatchHandle]):
     handle_type = BatchHandle
+    service = "AWS Batch"
+    definition_noun = "job definition"
 
-    def __init__(self, log: Callable[[str], None] = print, settings: Settings | None = None,
-                 jobs: BatchJobs | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._log = log
-        self.settings = settings or load_settings()
+    def __init__(self, log: LogLine = print, settings: Settings | None = None, jobs: BatchJobs | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(log, settings, sleep, clock)
         self.jobs = jobs or BatchJobs(self.settings.aws.conn_id, self.settings.aws.region)
-        self._sleep, self._clock = sleep, clock
-        self._handle: BatchHandle | None = None
-        self._cancelled = False
 
-    # -- the backend interface the operator uses ----------------------------------
-    def run(self, request: JobRequest) -> JobResult:
-        return self.wait(self.submit(request))
+    @property
+    def section(self) -> BatchSettings:
+        return self.settings.batch
 
     def submit(self, request: JobRequest) -> BatchHandle:
         role = request.queue or ("gpu" if request.gpu else "cpu")
         queue = self.settings.queue(role)
         definition = definition_name(request.image, self.settings)
-        if self.jobs.active_definition(definition) is None:
-            raise SettingsError(
-                f"AWS Batch job definition {definition!r} (image {request.image!r}) is not registered: "
-                "run `python -m mlbatch deploy --image-tag <tag>` once per worker image")
+        self.require_definition(definition, request.image, self.jobs.active_definition(definition))
         name = job_name(request)
         live = self.jobs.find_live(queue, name, request.identity) if request.identity else None
         common = dict(job_name=name, queue=queue, name=request.name, shard_count=request.shard_count,
@@ -99,10 +81,7 @@ class AwsBatchBackend:
             job_id = self.jobs.submit(args)
             handle = BatchHandle(job_id=job_id, indices=request.indices, submitted_at=self._clock(), **common)
             shape = f"array job of {len(handle.indices)} children" if handle.is_array else "job"
-            self._log(f"{request.name}: submitted AWS Batch {shape} {job_id} ({name}) to queue {queue}: "
-                      f"{request.vcpu:g} vcpu, {format_mib(request.memory_mib)}"
-                      + (f", {request.gpu} GPU" if request.gpu else "")
-                      + (f", timeout {format_duration(request.timeout_s)}" if request.timeout_s else ""))
+            self.log_submission(request, f"submitted AWS Batch {shape} {job_id} ({name}) to queue {queue}")
         self._handle = handle
         return handle
 
@@ -117,83 +96,53 @@ class AwsBatchBackend:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         return write_bytes(join(root, "_shard_maps", f"{job_name(request)}-{digest}.txt"), text.encode())
 
-    def wait(self, handle: BatchHandle) -> JobResult:
-        """Poll in this process until the job ends (or starves in the queue), then collect it."""
-        self._handle = handle
-        last = ""
-        while True:
-            job = self.jobs.describe(handle.job_id)
-            state = batch_outcome.progress(job, now=self._clock(), start_deadline=handle.start_deadline)
-            said = _status_text(job)
-            if said != last:
-                self._log(f"{handle.name}: job {handle.job_id} {said}")
-                last = said
-            if state == "done" or self._cancelled:
-                return self.collect(handle)
-            if state == "not_started":
-                return self.starved(handle)
-            self._sleep(self.settings.batch.poll_interval.total_seconds())
-
-    @property
-    def deferrable_default(self) -> bool:
-        return self.settings.batch.deferrable
-
-    def finish(self, handle: BatchHandle, state: str | None) -> JobResult:
-        """The result after the triggerer reported `state` ('done' or 'not_started')."""
-        return self.starved(handle) if state == "not_started" else self.collect(handle)
+    def look(self, handle: BatchHandle) -> tuple[Progress, str]:
+        job = self.jobs.describe(handle.job_id)
+        progress = batch_outcome.progress(job, now=self._clock(), start_deadline=handle.start_deadline)
+        return progress, f"job {handle.job_id} {_status_text(job)}"
 
     def trigger(self, handle: BatchHandle, resume: dict[str, Any] | None = None) -> Any:
         from mlbatch.backends.aws_batch.trigger import BatchStepTrigger
 
         return BatchStepTrigger(job_id=handle.job_id, aws_conn_id=self.settings.aws.conn_id,
-                                region_name=self.settings.aws.region,
-                                poll_interval_s=self.settings.batch.poll_interval.total_seconds(),
+                                region_name=self.settings.aws.region, poll_interval_s=self.poll_interval_s,
                                 start_deadline=handle.start_deadline, resume=resume)
 
-    def cancel(self) -> None:
-        """Airflow's on_kill: terminate the job (Batch terminates every array child with it)."""
-        self._cancelled = True
-        if self._handle is not None:
-            self.jobs.terminate(self._handle.job_id, f"{batch_outcome.CANCEL_REASON} (the Airflow task was stopped)")
-            self._log(f"{self._handle.name}: terminated job {self._handle.job_id}")
+    def stop(self, handle: BatchHandle, reason: str) -> None:
+        """Terminate the job (Batch terminates every array child with it)."""
+        self.jobs.terminate(handle.job_id, reason[:1024])
+        self._log(f"{handle.name}: terminated job {handle.job_id}")
 
     # -- turning a finished job into a JobResult -----------------------------------
     def starved(self, handle: BatchHandle) -> JobResult:
         environments = self.jobs.queue_environments(handle.queue)
         reason = batch_outcome.starvation_reason(handle.start_timeout_s, handle.queue, environments)
-        self.jobs.terminate(handle.job_id, f"{batch_outcome.CANCEL_REASON}: {reason}"[:1024])
+        self.jobs.terminate(handle.job_id, f"{CANCEL_REASON}: {reason}"[:1024])
         self._log(f"{handle.name}: {reason}")
-        outcomes = [ShardOutcome(index=i, failure=FailureClass.infrastructure, reason=reason) for i in handle.indices]
-        return JobResult(name=handle.name, shard_count=handle.shard_count, memory_mib=handle.memory_mib,
-                         outcomes=outcomes)
+        return self.result(handle, [ShardOutcome(index=i, failure=FailureClass.infrastructure, reason=reason)
+                                    for i in handle.indices])
 
     def collect(self, handle: BatchHandle) -> JobResult:
         if handle.is_array:
             children = {_child_index(job): job for job in self.jobs.finished_children(handle.job_id)}
             statuses = {handle.indices[i]: children.get(i, {}).get("status", "UNFINISHED")
                         for i in range(len(handle.indices))}
-            self._log(batch_outcome.summary_line(handle.name, statuses))
+            self._log(summary_line(handle.name, statuses))
             pairs = [(handle.indices[i], f"{handle.job_id}:{i}", children.get(i)) for i in range(len(handle.indices))]
         else:
             pairs = [(handle.indices[0], handle.job_id, self.jobs.describe(handle.job_id))]
         shards = [FinishedShard(shard, job_id, job, job is None or job.get("status") != "SUCCEEDED")
                   for shard, job_id, job in pairs]
-        outcomes = report_shards(shards, name=handle.name, shard_count=handle.shard_count,
-                                 fetch_lines=self.jobs.log_lines, log=self._log, nouns=("job", "children"),
-                                 to_outcome=lambda shard, lines: self._outcome(handle, shard.index,
-                                                                               shard.described, lines))
-        return JobResult(name=handle.name, shard_count=handle.shard_count, memory_mib=handle.memory_mib,
-                         outcomes=outcomes)
+        return self.report(handle, shards, self.jobs.log_lines, ("job", "children"))
 
-    def _outcome(self, handle: BatchHandle, shard: int, job: dict[str, Any] | None, lines: list[str]) -> ShardOutcome:
-        if job is None:
-            return ShardOutcome(index=shard, failure=FailureClass.infrastructure,
-                                reason="the array ended without this child finishing")
-        tail = lines[-LOG_TAIL_LINES:]
-        failure, reason, exit_code = batch_outcome.classify_job(job, memory_mib=handle.memory_mib,
-                                                                timeout_s=handle.timeout_s, log_tail=tail)
-        return ShardOutcome(index=shard, exit_code=exit_code, duration_s=round(batch_outcome.job_duration_s(job), 3),
-                            failure=failure, reason=reason, stderr_tail=tail if failure else [])
+    def classify(self, handle: BatchHandle, described: dict[str, Any], log_tail: list[str]
+                 ) -> tuple[FailureClass | None, str, int | None, float]:
+        failure, reason, exit_code = batch_outcome.classify_job(described, memory_mib=handle.memory_mib,
+                                                                timeout_s=handle.timeout_s, log_tail=log_tail)
+        return failure, reason, exit_code, batch_outcome.job_duration_s(described)
+
+    def gone_reason(self, handle: BatchHandle, shard: int) -> str:
+        return "the array ended without this child finishing"
 
 
 def _child_index(job: dict[str, Any]) -> int:

@@ -12,11 +12,10 @@ import time
 from typing import Any, Callable, Iterator
 
 from mlbatch.backends.aws_batch.outcome import LIVE_STATUSES
-from mlbatch.backends.aws_batch.submission import TAG_PREFIX
+from mlbatch.backends.aws.conventions import TAG_PREFIX
+from mlbatch.backends.aws.throttle import call_with_backoff
 
 DESCRIBE_CHUNK = 100  # DescribeJobs takes at most 100 ids
-SUBMIT_ATTEMPTS = 6
-_THROTTLED = ("TooManyRequestsException", "ThrottlingException")
 
 
 class BatchJobs:
@@ -39,16 +38,8 @@ class BatchJobs:
 
     # -- submitting -------------------------------------------------------------
     def submit(self, args: dict[str, Any]) -> str:
-        """SubmitJob with exponential backoff when throttled (the account limit is 50 calls/s)."""
-        for attempt in range(SUBMIT_ATTEMPTS):
-            try:
-                return self.client.submit_job(**args)["jobId"]
-            except Exception as exc:  # botocore ClientError; imported lazily with the hook
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-                if code not in _THROTTLED or attempt == SUBMIT_ATTEMPTS - 1:
-                    raise
-                self._sleep(self.hook.exponential_delay(attempt + 1))
-        raise AssertionError("unreachable")
+        """SubmitJob, backing off when throttled (the account limit is 50 calls/s)."""
+        return call_with_backoff(lambda: self.client.submit_job(**args)["jobId"], sleep=self._sleep)
 
     def find_live(self, queue: str, name: str, identity: str) -> dict[str, Any] | None:
         """The newest live job of this name in the queue computing the same cache key, if any."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from mlbatch.backends.aws.conventions import CANCEL_REASON, OOM_EXIT_CODE
 from mlbatch.backends.failures import FailureClass, classify_exit, format_duration, format_mib
+from mlbatch.backends.protocols import Progress
 
 LIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 WAITING_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE")
 DONE_STATUSES = ("SUCCEEDED", "FAILED")
-CANCEL_REASON = "mlbatch: cancelled"  # our TerminateJob reason: Airflow marked the step failed or killed it
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
-OOM_EXIT_CODE = 137  # SIGKILL from the container runtime: what a memory kill looks like
 _INFRASTRUCTURE_MARKERS = (
     "CannotPullContainer", "CannotStartContainer", "CannotInspectContainer", "CannotCreateContainer",
     "ResourceInitializationError", "TaskFailedToStart", "DockerTimeoutError", "capacity",
@@ -69,13 +69,15 @@ def has_started(job: dict[str, Any]) -> bool:
     return any(summary.get(status, 0) for status in ("STARTING", "RUNNING", "SUCCEEDED", "FAILED"))
 
 
-def progress(job: dict[str, Any], *, now: float, start_deadline: float | None) -> str:
-    """'done', 'not_started' (still queued past its start deadline) or 'waiting'."""
+def progress(job: dict[str, Any] | None, *, now: float, start_deadline: float | None) -> Progress:
+    """done, not_started (still queued past its start deadline), missing (Batch no longer knows it) or waiting."""
+    if job is None:
+        return Progress.missing
     if job.get("status") in DONE_STATUSES:
-        return "done"
+        return Progress.done
     if start_deadline is not None and now >= start_deadline and not has_started(job):
-        return "not_started"
-    return "waiting"
+        return Progress.not_started
+    return Progress.waiting
 
 
 def starvation_reason(start_timeout_s: float | None, queue: str, environments: list[dict[str, Any]]) -> str:
@@ -88,14 +90,3 @@ def starvation_reason(start_timeout_s: float | None, queue: str, environments: l
     ) or "no compute environment status available"
     return (f"no capacity: still RUNNABLE in queue {queue} after its {limit} start_timeout; cancelled. "
             f"Compute environments: {said}")
-
-
-def summary_line(name: str, statuses: dict[int, str], noun: str = "children") -> str:
-    """'churn.train: 5 children: 3 succeeded, 2 failed (shards 1,4)'."""
-    counts: dict[str, list[int]] = {}
-    for shard, status in sorted(statuses.items()):
-        counts.setdefault(status, []).append(shard)
-    parts = [f"{len(shards)} {status.lower()}" for status, shards in sorted(counts.items())]
-    failed = counts.get("FAILED", [])
-    tail = f" (shards {','.join(map(str, failed[:50]))}{',...' if len(failed) > 50 else ''})" if failed else ""
-    return f"{name}: {len(statuses)} {noun}: {', '.join(parts)}{tail}"

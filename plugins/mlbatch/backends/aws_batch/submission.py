@@ -16,6 +16,7 @@ from typing import Any
 from workers import wire
 from workers.wire import encode_ranges
 
+from mlbatch.backends.aws.conventions import job_tags
 from mlbatch.backends.jobs import JobRequest
 from mlbatch.backends.threads import thread_env
 
@@ -23,7 +24,6 @@ MAX_ARRAY_SIZE = 10_000
 MIN_ATTEMPT_DURATION_S = 60  # Batch rejects a shorter attemptDurationSeconds
 MAX_JOB_NAME = 128
 MAX_INLINE_SHARD_MAP = 8 * 1024  # characters; the rest of a SubmitJob call is ~2 KiB
-TAG_PREFIX = "mlbatch:"
 # Spot reclaim and host loss show as this status reason; Batch retries them itself, so an
 # infrastructure hiccup never costs an Airflow retry. Everything else exits at once and
 # the operator classifies it. (At most 5 rules; the last must catch everything.)
@@ -78,11 +78,6 @@ def attempt_duration_s(request: JobRequest) -> int | None:
     if request.timeout_s is None:
         return None
     return max(MIN_ATTEMPT_DURATION_S, math.ceil(request.timeout_s))
-
-
-def job_tags(request: JobRequest) -> dict[str, str]:
-    """Tags on the job (and, propagated, on its tasks): cost per batch, step and run; reattach."""
-    return {f"{TAG_PREFIX}{key}": str(value)[:256] for key, value in sorted(request.tags.items())}
 
 
 def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spot_retries: int,

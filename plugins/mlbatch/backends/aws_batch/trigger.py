@@ -1,80 +1,41 @@
-"""BatchStepTrigger: waits for one Batch job in the triggerer, so a waiting step holds no worker slot.
+"""BatchStepTrigger: waits for one Batch job in the triggerer (the loop is aws.trigger.PollingTrigger's).
 
-Our own rather than the provider's BatchJobTrigger: that one wraps the
-`batch_job_complete` waiter, which knows only "succeeded" and "failed" (a failure is
-raised inside the triggerer, before mlbatch can classify it and alert once) and has no
-notion of a job starving in RUNNABLE past its start_timeout. This one only watches and
-reports; the task resumes to classify, collect logs and commit. It holds ids and
-numbers only, so it serializes trivially.
+It reports `done`, `not_started` (still RUNNABLE past the start deadline) or `missing`
+(Batch no longer knows the job); the task resumes to classify and collect.
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any, AsyncIterator
+from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
+from mlbatch.backends.aws.conventions import STOPPED_BY_AIRFLOW
+from mlbatch.backends.aws.trigger import PollingTrigger
 from mlbatch.backends.aws_batch.outcome import progress
+from mlbatch.backends.protocols import Progress
 
-_THROTTLED = ("TooManyRequestsException", "ThrottlingException")
 
-
-class BatchStepTrigger(BaseTrigger):
+class BatchStepTrigger(PollingTrigger):
     def __init__(self, job_id: str, aws_conn_id: str | None, region_name: str | None = None,
                  poll_interval_s: float = 15.0, start_deadline: float | None = None,
                  resume: dict[str, Any] | None = None) -> None:
-        super().__init__()
+        super().__init__(aws_conn_id, region_name, poll_interval_s, resume)
         self.job_id = job_id
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.poll_interval_s = poll_interval_s
         self.start_deadline = start_deadline
-        self.resume = resume or {}  # the step's own state, handed back in the event (plain JSON)
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (f"{type(self).__module__}.{type(self).__qualname__}", {
-            "job_id": self.job_id, "aws_conn_id": self.aws_conn_id, "region_name": self.region_name,
-            "poll_interval_s": self.poll_interval_s, "start_deadline": self.start_deadline, "resume": self.resume,
-        })
+    def own_kwargs(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "start_deadline": self.start_deadline}
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
-        from botocore.exceptions import ClientError
-
-        hook = BatchClientHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-        throttled = 0
-        async with await hook.get_async_conn() as client:
-            # First look after one interval: a step defers right after it submits, and an event that
-            # fires within a second or two of the deferral can lose a race in Airflow's scheduler that
-            # fails the task (apache/airflow#66374, #72716, open in 3.3.2).
-            await asyncio.sleep(self.poll_interval_s)
-            while True:
-                try:
-                    jobs = (await client.describe_jobs(jobs=[self.job_id])).get("jobs", [])
-                    throttled = 0
-                except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") not in _THROTTLED:
-                        raise
-                    throttled += 1
-                    await asyncio.sleep(hook.exponential_delay(throttled))
-                    continue
-                if not jobs:
-                    yield TriggerEvent({"job_id": self.job_id, "state": "missing", "resume": self.resume})
-                    return
-                state = progress(jobs[0], now=time.time(), start_deadline=self.start_deadline)
-                if state != "waiting":
-                    yield TriggerEvent({"job_id": self.job_id, "state": state, "status": jobs[0].get("status"),
-                                        "resume": self.resume})
-                    return
-                await asyncio.sleep(self.poll_interval_s)
-
-    async def on_kill(self) -> None:
-        """Mark failed / clear on a deferred step: terminate the job (and every array child) too."""
+    def hook(self) -> Any:
         from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
 
-        from mlbatch.backends.aws_batch.outcome import CANCEL_REASON
+        return BatchClientHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
-        hook = BatchClientHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-        async with await hook.get_async_conn() as client:
-            await client.terminate_job(jobId=self.job_id, reason=f"{CANCEL_REASON} (the Airflow task was stopped)")
+    async def look(self, client: Any) -> tuple[Progress, dict[str, Any]]:
+        jobs = (await client.describe_jobs(jobs=[self.job_id])).get("jobs", [])
+        job = jobs[0] if jobs else None
+        state = progress(job, now=time.time(), start_deadline=self.start_deadline)
+        return state, {"job_id": self.job_id, **({"status": job.get("status")} if job else {})}
+
+    async def stop(self, client: Any) -> None:
+        """Terminate the job (and with it every array child)."""
+        await client.terminate_job(jobId=self.job_id, reason=STOPPED_BY_AIRFLOW)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from mlbatch.backends.aws.throttle import call_with_backoff
 from mlbatch.backends.ecs.outcome import LIVE
 from mlbatch.backends.ecs.submission import CONTAINER
 
 DESCRIBE_CHUNK = 100
-RUN_ATTEMPTS = 6
-_THROTTLED = ("ThrottlingException", "TooManyRequestsException")
 LOG_STREAM_PREFIX = "mlbatch"  # awslogs-stream-prefix: streams are mlbatch/worker/<task id>
 
 
@@ -35,22 +34,13 @@ class EcsTasks:
 
     def run(self, args: dict[str, Any]) -> dict[str, Any]:
         """RunTask, backing off when throttled; a placement failure comes back as the task's failure."""
-        for attempt in range(RUN_ATTEMPTS):
-            try:
-                response = self.client.run_task(**args)
-            except Exception as exc:  # botocore ClientError, imported with the hook
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-                if code not in _THROTTLED or attempt == RUN_ATTEMPTS - 1:
-                    raise
-                self._sleep(min(30.0, 0.5 * 2 ** attempt))
-                continue
-            if response.get("tasks"):
-                return response["tasks"][0]
-            failures = response.get("failures") or [{}]
-            return {"taskArn": None, "lastStatus": "STOPPED", "stopCode": "TaskFailedToStart",
-                    "stoppedReason": f"RunTask placed no task: {failures[0].get('reason', 'unknown')}",
-                    "containers": []}
-        raise AssertionError("unreachable")
+        response = call_with_backoff(lambda: self.client.run_task(**args), sleep=self._sleep)
+        if response.get("tasks"):
+            return response["tasks"][0]
+        failures = response.get("failures") or [{}]
+        return {"taskArn": None, "lastStatus": "STOPPED", "stopCode": "TaskFailedToStart",
+                "stoppedReason": f"RunTask placed no task: {failures[0].get('reason', 'unknown')}",
+                "containers": []}
 
     def find_live(self, cluster: str, started_by: str) -> dict[str, Any] | None:
         arns = self.client.list_tasks(cluster=cluster, startedBy=started_by, desiredStatus="RUNNING").get("taskArns", [])

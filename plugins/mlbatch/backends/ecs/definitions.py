@@ -1,16 +1,14 @@
 """ECS task definitions, one family per worker image, registered by `deploy` only when changed.
 
-Same rules as the Batch job definitions (backends/aws_batch/definitions.py): images name
+Same rules as the Batch job definitions (backends/aws/definitions.py): images name
 variants of the deployment's worker image; the content hash lives in a tag. Task size
 is overridden per task, so the definition carries a small default.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
-from mlbatch.backends.aws_batch.definitions import CONTENT_TAG, Definition, resolve_image, variant
+from mlbatch.backends.aws.definitions import Definition, hashed, resolve_image, variant
 from mlbatch.backends.ecs.client import LOG_STREAM_PREFIX
 from mlbatch.backends.ecs.submission import CONTAINER
 from mlbatch.settings import Settings
@@ -42,5 +40,4 @@ def definition(image: str, settings: Settings, tag: str | None = None) -> Defini
         body["taskRoleArn"] = settings.aws.job_role_arn
     if settings.aws.execution_role_arn:
         body["executionRoleArn"] = settings.aws.execution_role_arn
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    return Definition(body["family"], resolved, digest, {**body, "tags": {CONTENT_TAG: digest, "mlbatch:image": resolved}})
+    return hashed(body["family"], resolved, body)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mlbatch.backends.aws_batch.outcome import CANCEL_REASON, OOM_EXIT_CODE
+from mlbatch.backends.aws.conventions import CANCEL_REASON, OOM_EXIT_CODE
 from mlbatch.backends.failures import FailureClass, classify_exit, format_mib
+from mlbatch.backends.protocols import Progress
 
 LIVE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING")
 NOT_STARTED = ("PROVISIONING", "PENDING", "ACTIVATING")
@@ -47,13 +48,17 @@ def classify_task(task: dict[str, Any], *, memory_mib: int, log_tail: Sequence[s
 
 
 def progress(tasks: list[dict[str, Any]], *, now: float, start_deadline: float | None,
-             deadline: float | None) -> str:
-    """'done', 'not_started' (still provisioning past start_timeout), 'timed_out' or 'waiting'."""
+             deadline: float | None) -> Progress:
+    """done, not_started (still provisioning past start_timeout), timed_out or waiting.
+
+    A task ECS no longer knows (it keeps stopped tasks about an hour) is simply absent:
+    the others decide, and collecting reports the absent one as gone.
+    """
     if all(task.get("lastStatus") == "STOPPED" for task in tasks):
-        return "done"
+        return Progress.done
     if deadline is not None and now >= deadline:
-        return "timed_out"
+        return Progress.timed_out
     if start_deadline is not None and now >= start_deadline and all(
             task.get("lastStatus") in NOT_STARTED for task in tasks if task.get("lastStatus") != "STOPPED"):
-        return "not_started"
-    return "waiting"
+        return Progress.not_started
+    return Progress.waiting

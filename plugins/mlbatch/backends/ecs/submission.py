@@ -11,7 +11,7 @@ from typing import Any
 
 from workers import wire
 
-from mlbatch.backends.aws_batch.submission import job_tags
+from mlbatch.backends.aws.conventions import job_tags
 from mlbatch.backends.ecs import fargate
 from mlbatch.backends.threads import thread_env
 from mlbatch.backends.jobs import JobRequest

@@ -1,0 +1,68 @@
+"""PollingTrigger: the wait of a remote step in the triggerer, so a waiting step holds no worker slot.
+
+Ours rather than the provider's job triggers: those wrap waiters that know only
+"succeeded" and "failed" (a failure is raised inside the triggerer, before mlbatch can
+classify it and alert once), and know nothing of a step's shards, its start_timeout or
+(ECS) its timeout. A trigger only watches and reports a `Progress`; the task resumes to
+stop, classify, collect logs and commit. It holds ids and numbers only, so it
+serializes trivially.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from mlbatch.backends.aws.throttle import call_patiently
+from mlbatch.backends.protocols import Progress
+
+
+class PollingTrigger(BaseTrigger):
+    """Subclasses give the hook (`hook`), one look (`look`) and what stopping means (`stop`)."""
+
+    def __init__(self, aws_conn_id: str | None, region_name: str | None, poll_interval_s: float,
+                 resume: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.poll_interval_s = poll_interval_s
+        self.resume = resume or {}  # the step's own state, handed back in the event (plain JSON)
+
+    def hook(self) -> Any:
+        """The provider's hook of the service (its async client carries the Airflow connection)."""
+        raise NotImplementedError
+
+    async def look(self, client: Any) -> tuple[Progress, dict[str, Any]]:
+        """One look: where the try stands, and what else the event should carry."""
+        raise NotImplementedError
+
+    async def stop(self, client: Any) -> None:
+        raise NotImplementedError
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}", {
+            **self.own_kwargs(), "aws_conn_id": self.aws_conn_id, "region_name": self.region_name,
+            "poll_interval_s": self.poll_interval_s, "resume": self.resume})
+
+    def own_kwargs(self) -> dict[str, Any]:
+        """The subclass's own constructor arguments (ids, deadlines)."""
+        raise NotImplementedError
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with await self.hook().get_async_conn() as client:
+            # First look after one interval: a step defers right after it submits, and an event that
+            # fires within a second or two of the deferral can lose a race in Airflow's scheduler that
+            # fails the task (apache/airflow#66374, #72716, open in 3.3.2).
+            await asyncio.sleep(self.poll_interval_s)
+            while True:
+                progress, extra = await call_patiently(lambda: self.look(client))
+                if progress.finished:
+                    yield TriggerEvent({**extra, "state": progress.value, "resume": self.resume})
+                    return
+                await asyncio.sleep(self.poll_interval_s)
+
+    async def on_kill(self) -> None:
+        """Mark failed / clear on a deferred step: stop what it waits for too."""
+        async with await self.hook().get_async_conn() as client:
+            await self.stop(client)
