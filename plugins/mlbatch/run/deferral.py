@@ -1,26 +1,5 @@
-"""What a step keeps while its remote job is waited on in the triggerer, and what it needs to go remote.
-
-Everything in RemoteState travels through Airflow's database as the deferral's kwargs,
-so it is plain JSON: ids, URIs, numbers. No secret is ever in it.
-"""
+"""What a step needs to go remote (what it keeps while deferred is run/step_try.StepTry)."""
 from __future__ import annotations
-
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
-
-
-class RemoteState(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    handle: dict[str, Any]  # the backend's own handle (e.g. BatchHandle), as JSON
-    output: str
-    shard_count: int
-    key: str
-    ingredients: dict[str, Any]
-    todo: list[int]
-    started: float  # epoch seconds when the step began
-    memory_mib: int
 
 
 def remote_artifact_problem(root: str, backend: str) -> str | None:

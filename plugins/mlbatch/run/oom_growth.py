@@ -6,6 +6,7 @@ of ours between the tries of a task (XCom of a failed try is cleared when it is 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from workers.artifacts import exists, join, read_json, write_json
 
@@ -30,3 +31,28 @@ def grown_budget(current_mib: int, grow: float, max_mib: int) -> int | None:
 
 def save_budget(uri: str, memory_mib: int, after_try: int) -> None:
     write_json(uri, {"memory_mib": memory_mib, "after_try": after_try})
+
+
+def try_budget(step: Any, uri: str, log: Any) -> int:
+    """The memory budget of this try of `step` (a ResolvedStep): the spec's, or one grown after an OOM."""
+    if step.oom_grow is None:
+        return step.memory_mib
+    budget = current_budget(uri, step.memory_mib)
+    if budget != step.memory_mib:
+        log.info("memory budget %d MiB (grown from %d MiB after an out-of-memory try; on_oom.max %d MiB)",
+                 budget, step.memory_mib, step.oom_max_mib)
+    return budget
+
+
+def grow_after_oom(step: Any, uri: str, memory_mib: int, try_number: int, log: Any) -> bool:
+    """With on_oom, record a larger budget for the next try; False when there is none to give."""
+    if step.oom_grow is None:
+        return False
+    grown = grown_budget(memory_mib, step.oom_grow, step.oom_max_mib)
+    if grown is None:
+        log.warning("out of memory at the on_oom.max budget of %d MiB: not retrying", memory_mib)
+        return False
+    save_budget(uri, grown, try_number)
+    log.warning("out of memory with %d MiB: the next try gets %d MiB (on_oom: grow %g, max %d MiB)",
+                memory_mib, grown, step.oom_grow, step.oom_max_mib)
+    return True

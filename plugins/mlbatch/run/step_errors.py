@@ -6,10 +6,14 @@ message says what the task log says.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlbatch.backends.failures import FailureClass
+
+if TYPE_CHECKING:
+    from mlbatch.backends.jobs import JobResult
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,29 @@ class StepFailedFast(AirflowFailException):
     def __init__(self, details: FailureDetails) -> None:
         super().__init__(details.summary)
         self.details = details
+
+
+def raise_for(result: JobResult, *, redact: Callable[[str], str], grew_memory: Callable[[], bool]) -> NoReturn:
+    """The exception for a failed try: fail fast when no retry can help, else a retryable failure.
+
+    `grew_memory` is asked only for an out-of-memory failure: True when on_oom gave the next
+    try a larger budget, which makes the failure worth a retry.
+    """
+    failure = result.first_failure
+    if failure is None:  # shards left unstarted without a failure of their own
+        raise StepFailed(FailureDetails(FailureClass.infrastructure, f"shards {result.not_started} did not start"))
+    # The backend has already logged each failed shard's block (class, exit, reason, stderr).
+    details = FailureDetails(failure.failure, redact(failure.reason), f"{failure.index}/{result.shard_count}",
+                             tuple(redact(line) for line in failure.stderr_tail[-10:]))
+    if failure.failure is FailureClass.oom and grew_memory():
+        raise StepFailed(details)
+    if not failure.failure.retryable:
+        raise StepFailedFast(details)  # bad input and OOM: a retry would fail the same way
+    raise StepFailed(details)
+
+
+def unwritten_failure(unwritten: list[int], output: str) -> StepFailed:
+    """Workers that said "succeeded" yet committed nothing (wrong artifact root, no write permission)."""
+    return StepFailed(FailureDetails(FailureClass.code_error, (
+        f"the workers of shards {unwritten[:20]} ended successfully but committed no manifest under "
+        f"{output}: check that the artifact root is reachable and writable from the worker")))

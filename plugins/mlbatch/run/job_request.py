@@ -1,0 +1,40 @@
+"""One try of a step as the JobRequest every backend takes: the worker's argv, env, limits and tags."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from workers import wire
+
+from mlbatch.backends.jobs import JobRequest
+from mlbatch.project import PROJECT_ROOT
+from mlbatch.run.step_try import StepTry
+
+
+def job_request(step: Any, batch_id: str, step_try: StepTry, *, upstream: dict[str, dict[str, Any]],
+                artifacts: str, run_id: str, try_number: int, owner: str, remote: bool) -> JobRequest:
+    """`step` is the ResolvedStep; `upstream` maps each needed step to its XCom summary."""
+    step_request = wire.step_request(worker=step.run, params=step.params, output=step_try.output,
+                                     inputs={name: summary["uri"] for name, summary in upstream.items()},
+                                     shard_count=step_try.shard_count)
+    env = wire.try_env(try_number=try_number, artifacts=artifacts, gpu=step.gpu)
+    if not remote:  # a container has its own code; a local worker imports this checkout's workers/
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    return JobRequest(
+        name=f"{batch_id}.{step.name}",
+        image=step.image,
+        command=wire.run_command(step_request),
+        env=env,
+        vcpu=step.vcpu,
+        memory_mib=step_try.memory_mib,
+        gpu=step.gpu,
+        shard_count=step_try.shard_count,
+        shard_indices=step_try.todo,
+        timeout_s=step.timeout.total_seconds(),
+        start_timeout_s=step.start_timeout.total_seconds(),
+        identity=step_try.key,
+        queue=step.queue,
+        capacity=step.capacity,
+        tags={"dag": batch_id, "step": step.name, "run": run_id, "try": str(try_number), "key": step_try.key,
+              "owner": owner},
+    )

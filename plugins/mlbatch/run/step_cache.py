@@ -1,0 +1,40 @@
+"""A step's cache key, and what went into it (kept in the step manifest, to tell why a key changed)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlbatch.cache import keys as cache
+from mlbatch.run.paths import artifact_root, run_key
+
+if TYPE_CHECKING:
+    from mlbatch.cache.locks import LeaseLock
+
+
+def step_cache_key(step: Any, upstream: dict[str, dict[str, Any]], shard_count: int,
+                   run_id: str) -> tuple[str, dict[str, Any]]:
+    """`step` is the ResolvedStep; `upstream` maps each needed step to its XCom summary."""
+    inputs = {name: summary.get("key") or summary["uri"] for name, summary in upstream.items()}
+    inputs.update(cache.external_input_keys(step.run, step.params, artifact_root()))
+    if step.cache_version is not None:
+        version = f"spec:{step.cache_version}"
+    else:
+        # the local backend runs this host's workers/, whatever image the spec names
+        version = cache.code_version(None if step.backend == "local" else step.image)
+    salt = None if step.cache else run_key(run_id)  # cache: false -> never reused by another run
+    key = cache.step_key(step.run, step.params, inputs, shard_count, version, salt=salt)
+    ingredients: dict[str, Any] = {"key": key, "code_version": version, "inputs": inputs}
+    if salt is not None:
+        ingredients["run"] = salt
+    return key, ingredients
+
+
+def key_lock(output: str, run_id: str, log: Any) -> LeaseLock:
+    """The lease on computing `output` (a step's output URI for one key), once it is ours."""
+    from mlbatch.cache.locks import LeaseLock
+
+    lock = LeaseLock(output + ".lock", run_id=run_id, log=log.warning)
+    key = output.rstrip("/").rsplit("/", 1)[-1]
+    if not lock.supported:
+        log.warning("no lock on this artifact store: concurrent runs may compute key %s twice", key)
+    lock.acquire(on_wait=lambda lease: log.info("waiting for run %s computing key %s", lease.run_id, key))
+    return lock
