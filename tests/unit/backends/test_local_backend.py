@@ -22,7 +22,7 @@ from mlbatch.backends.slots import LocalSlots
 from mlbatch.backends.failures import FailureClass
 from mlbatch.backends.jobs import JobRequest, JobResult
 
-PLUGINS_DIR = Path(local_module.__file__).resolve().parents[2]
+PLUGINS_DIR = Path(local_module.__file__).resolve().parents[3]
 
 
 class Log:

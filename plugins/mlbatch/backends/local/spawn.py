@@ -1,0 +1,160 @@
+"""Starting one shard as its own capped OS process: its argv, its environment, its log pumps.
+
+Each shard is a child in its own session (one killpg stops its whole tree), with a
+parent-death signal so that a task killed with SIGKILL leaves no orphan worker behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import IO, Callable
+
+import psutil
+from workers import wire
+
+from mlbatch.backends.failures import FailureClass, format_mib
+from mlbatch.backends.jobs import JobRequest, ShardOutcome
+from mlbatch.backends.local.groups import ProcessGroups
+from mlbatch.backends.slots import SlotLease
+from mlbatch.backends.threads import thread_env
+
+# Inherited variables a worker must not see: Airflow's own configuration and
+# secrets (database URL, connections, variables). Workers know nothing of Airflow,
+# and a worker on AWS Batch or ECS would not have them either.
+_DROPPED_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
+STDERR_TAIL_LINES = 20
+_MAX_LINE_BYTES = 64 * 1024
+_PR_SET_PDEATHSIG = 1
+
+Emit = Callable[[str], None]
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return libc.prctl
+
+
+# Resolved once in the parent: the function that runs between fork and exec must
+# not import or look anything up.
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """preexec_fn: SIGKILL this child when the thread that spawned it dies.
+
+    The death signal follows the spawning *thread*; run() spawns and reaps from
+    the same thread and does not return before its children are gone.
+    """
+    if _PRCTL is None:
+        return None
+    prctl = _PRCTL
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return set_death_signal
+
+
+def worker_env(request: JobRequest, index: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of shard `index`: inherited env, thread caps, request.env, shard identity."""
+    inherited = dict(os.environ if base is None else base)
+    env = {k: v for k, v in inherited.items() if not k.startswith(_DROPPED_ENV_PREFIXES)}
+    env.update(thread_env(request.vcpu))
+    env["PYTHONUNBUFFERED"] = "1"  # stream log lines as they are printed, not at exit
+    env.update(request.env)
+    env.update(wire.shard_env(request.shard_count, index))
+    return env
+
+
+def worker_argv(request: JobRequest) -> list[str]:
+    """The request's entrypoint + command; 'python' means the interpreter running mlbatch, not the PATH's."""
+    argv = request.argv
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return argv
+
+
+def shard_prefix(request: JobRequest, index: int) -> str:
+    return "[worker]" if request.shard_count == 1 else f"[shard {index}/{request.shard_count}]"
+
+
+@dataclass
+class Shard:
+    """A running shard: its process, its slot lease, what its log pumps and the watchdog saw."""
+
+    index: int
+    prefix: str
+    process: subprocess.Popen[bytes]
+    lease: SlotLease
+    started: float
+    tree: psutil.Process | None
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
+    readers: list[threading.Thread] = field(default_factory=list)
+    peak_mib: float = 0.0
+    # Why we killed it, if we did: "oom", "timeout" or "cancel".
+    killed_for: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGroups, emit: Emit,
+          wake: threading.Event) -> Shard | ShardOutcome:
+    """Start shard `index`, or say why it could not start (infrastructure; its lease released)."""
+    prefix = shard_prefix(request, index)
+    argv = worker_argv(request)
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            argv,
+            env=worker_env(request, index),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # own process group: one killpg stops the whole tree
+            preexec_fn=_die_with_parent(os.getpid()),
+            close_fds=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        lease.release()
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return ShardOutcome(index=index, duration_s=time.monotonic() - started, failure=FailureClass.infrastructure,
+                            reason=f"could not start {argv[0]!r}: {detail}")
+    groups.add(index, process.pid)  # session leader: its pid is the group id
+    try:
+        tree: psutil.Process | None = psutil.Process(process.pid)
+    except psutil.Error:
+        tree = None
+    shard = Shard(index=index, prefix=prefix, process=process, lease=lease, started=started, tree=tree)
+    emit(f"{prefix} started pid {process.pid}: {request.vcpu:g} vcpu, {format_mib(request.memory_mib)} memory budget")
+    assert process.stdout is not None and process.stderr is not None
+    for stream, tail in ((process.stdout, None), (process.stderr, shard.stderr_tail)):
+        reader = threading.Thread(target=_pump, args=(stream, prefix, tail, emit, wake),
+                                  name=f"mlbatch-log-{index}", daemon=True)
+        reader.start()
+        shard.readers.append(reader)
+    return shard
+
+
+def _pump(stream: IO[bytes], prefix: str, tail: deque[str] | None, emit: Emit, wake: threading.Event) -> None:
+    with stream:
+        for raw in iter(lambda: stream.readline(_MAX_LINE_BYTES), b""):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if tail is not None:
+                tail.append(line)
+            emit(f"{prefix} {line}")
+    # End of output almost always means the worker exited: reap it now, not on the next tick.
+    wake.set()
