@@ -128,14 +128,6 @@ def _env_int(env: Mapping[str, str], name: str) -> int:
         raise BadInput(f"environment variable {name}={env[name]!r} is not an integer") from None
 
 
-def parse_shard_map(shard_map: str) -> list[int]:
-    """'1,3-5,9' -> [1, 3, 4, 5, 9]: which shard each array child runs (ranges keep it short)."""
-    try:
-        return wire.decode_ranges(shard_map)
-    except ValueError as error:
-        raise BadInput(f"{wire.SHARD_MAP}={error}") from None
-
-
 def shard_map_of(env: Mapping[str, str]) -> list[int] | None:
     """The shard list of a partial array: inline or, when long, in a file (None: children 0..n-1)."""
     def read_text(uri: str) -> str:

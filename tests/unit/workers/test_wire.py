@@ -8,7 +8,7 @@ import pytest
 
 from workers import wire
 from workers.errors import BadInput
-from workers.request import StepRequest, parse_shard_map, shard_map_of
+from workers.request import StepRequest, shard_map_of
 
 
 def test_ranges_are_short_and_read_back_exactly():
@@ -21,7 +21,7 @@ def test_ranges_are_short_and_read_back_exactly():
     with pytest.raises(ValueError, match="ranges like"):
         wire.decode_ranges("1,x")
     with pytest.raises(BadInput, match="MLBATCH_SHARD_MAP='1,x' is not a list"):
-        parse_shard_map("1,x")
+        shard_map_of({"MLBATCH_SHARD_MAP": "1,x"})
 
 
 def test_shard_env_names_what_the_worker_reads():
