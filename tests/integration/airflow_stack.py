@@ -24,7 +24,7 @@ import psutil
 import pytest
 import yaml
 
-from mlbatch.cli.postgres import LocalPostgres, PostgresUnavailable, free_port
+from mlbatch.cli.postgres import LocalPostgres, PostgresUnavailable
 
 PROJECT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -99,26 +99,38 @@ def smaller_examples(dags: Path) -> None:
 @contextlib.contextmanager
 def airflow_stack(root: Path, dags: Path, env: dict[str, str] | None = None) -> Iterator[AirflowStack]:
     """Start the stack with `dags` as its dags folder and `root/airflow_home`; kill it on exit."""
-    home = root / "airflow_home"
-    cluster = LocalPostgres(root / "postgres", free_port())
+    with metadata_db() as database:
+        with standalone(stack_env(root, dags, database, env)) as stack:
+            yield stack
+
+
+def stack_env(root: Path, dags: Path, database: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a stack in `root` on `database` (a second stack on the same ones: a restart)."""
+    return {**os.environ, "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "8", **(env or {})}
+
+
+@contextlib.contextmanager
+def metadata_db() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the stack's metadata DB: its SQLAlchemy URL."""
+    cluster = LocalPostgres.throwaway()
     try:
         database = cluster.start()
     except PostgresUnavailable as error:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the stack tests run on PostgreSQL: {error}")
         pytest.skip(f"the stack tests run on PostgreSQL: {error}")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-           "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
-           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "8", **(env or {})}
     try:
-        with _standalone(env, home) as stack:
-            yield stack
+        yield database
     finally:
-        cluster.stop()
+        cluster.remove()
 
 
 @contextlib.contextmanager
-def _standalone(env: dict[str, str], home: Path) -> Iterator[AirflowStack]:
+def standalone(env: dict[str, str]) -> Iterator[AirflowStack]:
+    """`mlbatch up` with `env` (see stack_env) until the block ends; the database outlives it."""
+    home = Path(env["AIRFLOW_HOME"])
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([AIRFLOW, "pools", "set", "mlbatch_local", "2", "local workers"], env=env, check=True,
                    capture_output=True)

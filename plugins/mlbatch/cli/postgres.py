@@ -18,6 +18,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,20 @@ class LocalPostgres:
 
     data_dir: Path
     port: int
+
+    @classmethod
+    def throwaway(cls) -> LocalPostgres:
+        """A cluster in a new folder of the system's temp dir, for tests. Not under a private (0700)
+        folder such as pytest's: its server user must reach the data, and pytest resets the mode of
+        its own folders whenever another session starts."""
+        folder = Path(tempfile.mkdtemp(prefix="mlbatch-postgres-"))
+        folder.chmod(0o711)
+        return cls(folder / "data", free_port())
+
+    def remove(self) -> None:
+        """Stop it and delete its folder (a throwaway cluster's)."""
+        self.stop()
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
     @property
     def url(self) -> str:

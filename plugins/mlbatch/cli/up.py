@@ -73,6 +73,9 @@ def main(port: int = 8080, postgres: bool = False) -> int:
     # Tasks reach the API server through this URL: it must follow the port.
     env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    # standalone starts every part at once: after a restart, a step whose job ended meanwhile resumes
+    # at once and may call the API server before it answers (5 tries, ~15 s, by default).
+    env.setdefault("AIRFLOW__WORKERS__EXECUTION_API_RETRIES", "10")
     try:
         cluster = _on_postgres(home, env) if postgres else None
     except PostgresUnavailable as error:

@@ -5,12 +5,12 @@ import os
 
 import pytest
 
-from mlbatch.cli.postgres import DATABASE, LocalPostgres, PostgresUnavailable, free_port
+from mlbatch.cli.postgres import DATABASE, LocalPostgres, PostgresUnavailable
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    pg = LocalPostgres(tmp_path / "pg", free_port())
+def cluster():
+    pg = LocalPostgres.throwaway()
     try:
         pg.start()
     except PostgresUnavailable as error:
@@ -20,7 +20,7 @@ def cluster(tmp_path):
     try:
         yield pg
     finally:
-        pg.stop()
+        pg.remove()
 
 
 def _query(pg: LocalPostgres, sql: str):

@@ -7,6 +7,10 @@ runs in the same triggerer process registers its id with one `SharedPoller`, whi
 to `batch_size` ids per call (DescribeJobs and DescribeTasks both take 100) and hands each
 trigger its own description. Throttling backs the whole poller off at once.
 
+Airflow 3.3's own shared streams (BaseEventTrigger.shared_stream_key) fan one stream out to many
+triggers, but open it from the kwargs of one trigger of the group, so the stream cannot learn the
+set of job ids its subscribers wait for; this poller keeps that set.
+
 Nothing of this is serialized: a trigger still holds only its ids and numbers, and after a
 triggerer restart the re-created triggers simply register again.
 """
