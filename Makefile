@@ -41,8 +41,9 @@ demo-articles: airflow-init lint
 test: install
 	$(BIN)/python -m pytest
 
+# `make up DB=postgres`: the metadata DB on a PostgreSQL cluster of its own (SQLite by default)
 up: airflow-init
-	$(BIN)/python -m mlbatch up
+	$(BIN)/python -m mlbatch up $(if $(filter postgres,$(DB)),--postgres)
 
 bench: install
 	$(BIN)/python -m bench

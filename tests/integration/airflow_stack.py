@@ -1,5 +1,8 @@
 """A real Airflow stack for a test module: `python -m mlbatch up` (api-server, scheduler,
-dag-processor, triggerer) on a free port, its own home, and a dags folder of the test's choosing."""
+dag-processor, triggerer) on a free port, its own home, and a dags folder of the test's choosing.
+
+Its metadata DB is a throwaway PostgreSQL cluster with the LocalExecutor running several tasks
+at once: the same database and executor as docker-compose.yaml and a production Airflow."""
 from __future__ import annotations
 
 import contextlib
@@ -18,7 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import psutil
+import pytest
 import yaml
+
+from mlbatch.cli.postgres import LocalPostgres, PostgresUnavailable
 
 PROJECT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -38,6 +44,11 @@ class AirflowStack:
     token: str  # a bearer token of admin, for the REST API
     home: Path
     env: dict[str, str] = field(repr=False)  # its AIRFLOW_HOME, dags folder, ... (and any secrets)
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of its metadata DB."""
+        return self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
     @property
     def url(self) -> str:
@@ -88,9 +99,38 @@ def smaller_examples(dags: Path) -> None:
 @contextlib.contextmanager
 def airflow_stack(root: Path, dags: Path, env: dict[str, str] | None = None) -> Iterator[AirflowStack]:
     """Start the stack with `dags` as its dags folder and `root/airflow_home`; kill it on exit."""
-    home = root / "airflow_home"
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-           "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5", **(env or {})}
+    with metadata_db() as database:
+        with standalone(stack_env(root, dags, database, env)) as stack:
+            yield stack
+
+
+def stack_env(root: Path, dags: Path, database: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a stack in `root` on `database` (a second stack on the same ones: a restart)."""
+    return {**os.environ, "AIRFLOW_HOME": str(root / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "8", **(env or {})}
+
+
+@contextlib.contextmanager
+def metadata_db() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the stack's metadata DB: its SQLAlchemy URL."""
+    cluster = LocalPostgres.throwaway()
+    try:
+        database = cluster.start()
+    except PostgresUnavailable as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the stack tests run on PostgreSQL: {error}")
+        pytest.skip(f"the stack tests run on PostgreSQL: {error}")
+    try:
+        yield database
+    finally:
+        cluster.remove()
+
+
+@contextlib.contextmanager
+def standalone(env: dict[str, str]) -> Iterator[AirflowStack]:
+    """`mlbatch up` with `env` (see stack_env) until the block ends; the database outlives it."""
+    home = Path(env["AIRFLOW_HOME"])
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([AIRFLOW, "pools", "set", "mlbatch_local", "2", "local workers"], env=env, check=True,
                    capture_output=True)

@@ -91,6 +91,20 @@ def _worker_of(dag_id: str) -> psutil.Process | None:
     return None
 
 
+def test_the_metadata_db_is_postgresql(stack):
+    """The stack runs on PostgreSQL, as in production: the batches the UI lists are rows there."""
+    import sqlalchemy
+
+    assert stack.database.startswith("postgresql+psycopg2://")
+    engine = sqlalchemy.create_engine(stack.database)
+    try:
+        with engine.connect() as db:
+            dag_ids = set(db.execute(sqlalchemy.text("SELECT dag_id FROM dag")).scalars())
+    finally:
+        engine.dispose()
+    assert {"churn_training", "kill_check", "aws_deferred"} <= dag_ids
+
+
 def test_marking_a_running_step_failed_kills_its_worker(stack):
     stack.api("PATCH", "/api/v2/dags/kill_check", {"is_paused": False})
     run = stack.api("POST", "/api/v2/dags/kill_check/dagRuns", {"logical_date": None})

@@ -90,12 +90,14 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--postgres", action="store_true",
+                        help="metadata DB on a PostgreSQL cluster of its own under AIRFLOW_HOME (default: SQLite)")
 
 
 def run_up(args: argparse.Namespace) -> int:
     from mlbatch.cli.up import main as up
 
-    return up(args.port)
+    return up(args.port, postgres=args.postgres)
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,8 @@
 """`python -m mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080.
 
-Runs `airflow standalone` in its own process group so that Ctrl-C stops all of it.
+Runs `airflow standalone` in its own process group so that Ctrl-C stops all of it. With
+`--postgres` the metadata DB is a PostgreSQL cluster of its own under AIRFLOW_HOME (as in
+production and docker-compose.yaml) instead of SQLite; it stops with the stack.
 """
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlbatch.cli.postgres import PostgresUnavailable
+
+if TYPE_CHECKING:
+    from mlbatch.cli.postgres import LocalPostgres
 
 
 def _password(home: Path) -> str | None:
@@ -34,7 +42,26 @@ def _stop_on(signum: int, _frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(port: int = 8080) -> int:
+def _on_postgres(home: Path, env: dict[str, str]) -> LocalPostgres:
+    """Start the project's own PostgreSQL (port kept beside it), migrate it, create the local pool."""
+    from mlbatch.cli.postgres import LocalPostgres, free_port
+
+    port_file = home / "postgres.port"
+    port = int(port_file.read_text()) if port_file.exists() else free_port()
+    port_file.write_text(str(port))
+    cluster = LocalPostgres(home / "postgres", port)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = cluster.start()
+    env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    print(f"PostgreSQL on 127.0.0.1:{port} (data: {cluster.data_dir}); migrating the metadata DB ...", flush=True)
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    slots = env.get("MLBATCH_LOCAL_VCPU") or str(os.cpu_count() or 1)
+    subprocess.run([airflow, "pools", "set", "mlbatch_local", slots, "local mlbatch workers (one slot per CPU)"],
+                   env=env, check=True, capture_output=True)
+    return cluster
+
+
+def main(port: int = 8080, postgres: bool = False) -> int:
     # Ctrl-C (or a SIGTERM from a process manager) stops everything, even where SIGINT
     # was inherited as ignored (background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, _stop_on)
@@ -46,6 +73,17 @@ def main(port: int = 8080) -> int:
     # Tasks reach the API server through this URL: it must follow the port.
     env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    # standalone starts every part at once: after a restart, a step whose job ended meanwhile resumes
+    # at once and may call the API server before it answers (5 tries, ~15 s, by default).
+    env.setdefault("AIRFLOW__WORKERS__EXECUTION_API_RETRIES", "10")
+    try:
+        cluster = _on_postgres(home, env) if postgres else None
+    except PostgresUnavailable as error:
+        print(f"mlbatch up --postgres: {error}")
+        return 1
+    except subprocess.CalledProcessError as error:
+        print(f"mlbatch up --postgres: `{' '.join(error.cmd[1:])}` failed:\n{error.stderr or error.stdout}")
+        return 1
     airflow = str(Path(sys.executable).with_name("airflow"))
     # standalone starts its parts as `airflow ...` from PATH: the venv's must come first.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -74,3 +112,5 @@ def main(port: int = 8080) -> int:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+        if cluster is not None:
+            cluster.stop()
