@@ -82,6 +82,7 @@ def test_throttling_backs_the_whole_poller_off_then_resumes(monkeypatch):
         await real_sleep(0)
 
     monkeypatch.setattr(shared_polling.asyncio, "sleep", recorded_sleep)
+    monkeypatch.setattr(shared_polling, "backoff_s", lambda attempt: 100.0 * attempt)  # the rule is aws.throttle's
     service = FakeService({"a": "RUNNING", "b": "RUNNING"})
     service.throttle_next = 3
     poller = SharedPoller(service.session, interval_s=5.0)
@@ -92,7 +93,7 @@ def test_throttling_backs_the_whole_poller_off_then_resumes(monkeypatch):
     a, b = asyncio.run(main())
     assert a["jobId"] == "a" and b["jobId"] == "b"
     assert len(service.calls) == 4  # three throttled calls, one that answered both
-    assert waits[:3] == [1.0, 2.0, 4.0]  # backed off exponentially, once for everyone
+    assert waits[:3] == [100.0, 200.0, 300.0]  # backed off by the rule, once for everyone
 
 
 def test_another_error_reaches_the_waiting_triggers():

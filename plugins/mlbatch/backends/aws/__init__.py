@@ -1,6 +1,7 @@
 """What the AWS Batch and ECS backends share; each imports this package, never the other backend.
 
-- throttle:    one backoff rule for throttled calls (the Amazon provider's), sync and async
+- throttle:    one backoff rule for throttled calls (the Amazon provider's)
+- shared_polling: one poller for every step waiting in a triggerer (up to 100 ids a describe call)
 - conventions: the cancel reason, the OOM exit code, tags, the per-child summary line
 - definitions: worker image -> definition name and content hash, and the deploy plan
 - logs:        what a finished remote step prints: each shard's log lines, capped

@@ -5,7 +5,8 @@ job per poll, so 1,000 waiting steps cost 1,000 calls every interval, against an
 API rate. Here every trigger of one kind (service, connection, region, cluster, interval) that
 runs in the same triggerer process registers its id with one `SharedPoller`, which describes up
 to `batch_size` ids per call (DescribeJobs and DescribeTasks both take 100) and hands each
-trigger its own description. Throttling backs the whole poller off at once.
+trigger its own description. Throttling backs the whole poller off at once, by the one rule of
+aws.throttle.
 
 Airflow 3.3's own shared streams (BaseEventTrigger.shared_stream_key) fan one stream out to many
 triggers, but open it from the kwargs of one trigger of the group, so the stream cannot learn the
@@ -21,25 +22,12 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Sequence
 
+from mlbatch.backends.aws.throttle import backoff_s, is_throttled
+
 # What one call returns: id -> its description; an id the service no longer knows is absent.
 Describe = Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
 # Opens what the describe calls need (an aiobotocore client) for as long as anything is watched.
 Session = Callable[[], contextlib.AbstractAsyncContextManager[Describe]]
-
-THROTTLING_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling",
-                              "RequestLimitExceeded"})
-MAX_BACKOFF_S = 60.0
-
-
-def throttled(error: BaseException) -> bool:
-    """Whether a botocore ClientError says the API is throttling us."""
-    response = getattr(error, "response", None) or {}
-    return (response.get("Error") or {}).get("Code") in THROTTLING_CODES
-
-
-def backoff_s(attempt: int, base_s: float = 1.0) -> float:
-    """Exponential, capped: 1, 2, 4, ... 60 s (attempt counts from 1)."""
-    return min(MAX_BACKOFF_S, base_s * 2 ** (attempt - 1))
 
 
 @dataclass
@@ -90,7 +78,7 @@ class SharedPoller:
                     found.update(await describe(keys[start:start + self.batch_size]))
                 attempt = 0
             except Exception as error:  # noqa: BLE001 - handed to its watchers, never lost inside a task
-                if throttled(error):
+                if is_throttled(error):
                     attempt += 1
                     await asyncio.sleep(backoff_s(attempt))
                     continue

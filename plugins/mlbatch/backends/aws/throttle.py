@@ -7,8 +7,7 @@ RunTask rate limits come back as errors after botocore has given up.
 """
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -40,17 +39,3 @@ def call_with_backoff(call: Callable[[], T], *, sleep: Callable[[float], None],
                 raise
             sleep(backoff_s(attempt))
     raise AssertionError("unreachable")
-
-
-async def call_patiently(call: Callable[[], Awaitable[T]],
-                         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> T:
-    """await call(), for as long as it is throttled (a trigger has no deadline of its own)."""
-    throttled = 0
-    while True:
-        try:
-            return await call()
-        except Exception as error:
-            if not is_throttled(error):
-                raise
-            throttled += 1
-            await sleep(backoff_s(throttled))

@@ -6,20 +6,26 @@ classify it and alert once), and know nothing of a step's shards, its start_time
 (ECS) its timeout. A trigger only watches and reports a `Progress`; the task resumes to
 stop, classify, collect logs and commit. It holds ids and numbers only, so it
 serializes trivially.
+
+Every trigger of one kind in a triggerer shares one `SharedPoller` (aws.shared_polling): a
+describe call covers up to 100 waiting jobs or tasks, whichever step waits for them, and
+each trigger judges its own from that round's descriptions.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+import contextlib
+from typing import Any, AsyncIterator, Hashable
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from mlbatch.backends.aws.throttle import call_patiently
+from mlbatch.backends.aws.shared_polling import Session, shared_poller
 from mlbatch.backends.protocols import Progress
 
 
 class PollingTrigger(BaseTrigger):
-    """Subclasses give the hook (`hook`), one look (`look`) and what stopping means (`stop`)."""
+    """Subclasses give what they wait for (`watched`), how it is described (`session`, `poll_group`),
+    what a round's descriptions mean (`judge`), the hook (`hook`) and what stopping means (`stop`)."""
 
     def __init__(self, aws_conn_id: str | None, region_name: str | None, poll_interval_s: float,
                  resume: dict[str, Any] | None) -> None:
@@ -33,8 +39,21 @@ class PollingTrigger(BaseTrigger):
         """The provider's hook of the service (its async client carries the Airflow connection)."""
         raise NotImplementedError
 
-    async def look(self, client: Any) -> tuple[Progress, dict[str, Any]]:
-        """One look: where the try stands, and what else the event should carry."""
+    def watched(self) -> list[str]:
+        """The ids this step waits for (a job id, task ARNs)."""
+        raise NotImplementedError
+
+    def session(self) -> Session:
+        """Opens the describe call of the service (shared_polling.batch_jobs, ecs_tasks)."""
+        raise NotImplementedError
+
+    def poll_group(self) -> Hashable:
+        """Triggers with equal groups share one poller: the same service, connection, region and interval."""
+        return (type(self).__qualname__, self.aws_conn_id, self.region_name, self.poll_interval_s)
+
+    def judge(self, described: dict[str, dict[str, Any] | None]) -> tuple[Progress, dict[str, Any]]:
+        """Where the try stands from one round (None: the service does not know that id), and what
+        else the event should carry."""
         raise NotImplementedError
 
     async def stop(self, client: Any) -> None:
@@ -50,17 +69,17 @@ class PollingTrigger(BaseTrigger):
         raise NotImplementedError
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async with await self.hook().get_async_conn() as client:
-            # First look after one interval: a step defers right after it submits, and an event that
-            # fires within a second or two of the deferral can lose a race in Airflow's scheduler that
-            # fails the task (apache/airflow#66374, #72716, open in 3.3.2).
-            await asyncio.sleep(self.poll_interval_s)
-            while True:
-                progress, extra = await call_patiently(lambda: self.look(client))
+        # First look after one interval: a step defers right after it submits, and an event that
+        # fires within a second or two of the deferral can lose a race in Airflow's scheduler that
+        # fails the task (apache/airflow#66374, #72716, open in 3.3.2).
+        await asyncio.sleep(self.poll_interval_s)
+        poller = shared_poller(self.poll_group(), self.session(), self.poll_interval_s)
+        async with contextlib.aclosing(poller.watch(self.watched())) as rounds:
+            async for described in rounds:
+                progress, extra = self.judge(described)
                 if progress.finished:
                     yield TriggerEvent({**extra, "state": progress.value, "resume": self.resume})
                     return
-                await asyncio.sleep(self.poll_interval_s)
 
     async def on_kill(self) -> None:
         """Mark failed / clear on a deferred step: stop what it waits for too."""

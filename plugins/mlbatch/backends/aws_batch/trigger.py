@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from mlbatch.backends.aws.conventions import STOPPED_BY_AIRFLOW
+from mlbatch.backends.aws.shared_polling import Session, batch_jobs
 from mlbatch.backends.aws.trigger import PollingTrigger
 from mlbatch.backends.aws_batch.outcome import progress
 from mlbatch.backends.protocols import Progress
@@ -30,9 +31,14 @@ class BatchStepTrigger(PollingTrigger):
 
         return BatchClientHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
-    async def look(self, client: Any) -> tuple[Progress, dict[str, Any]]:
-        jobs = (await client.describe_jobs(jobs=[self.job_id])).get("jobs", [])
-        job = jobs[0] if jobs else None
+    def watched(self) -> list[str]:
+        return [self.job_id]
+
+    def session(self) -> Session:
+        return batch_jobs(self.aws_conn_id, self.region_name)
+
+    def judge(self, described: dict[str, dict[str, Any] | None]) -> tuple[Progress, dict[str, Any]]:
+        job = described.get(self.job_id)
         state = progress(job, now=time.time(), start_deadline=self.start_deadline)
         return state, {"job_id": self.job_id, **({"status": job.get("status")} if job else {})}
 

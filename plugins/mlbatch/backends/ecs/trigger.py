@@ -7,13 +7,13 @@ reports `timed_out` past the step's deadline for the task to stop them, and
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Hashable
 
 from airflow.triggers.base import TriggerEvent
 
 from mlbatch.backends.aws.conventions import STOPPED_BY_AIRFLOW
+from mlbatch.backends.aws.shared_polling import Session, ecs_tasks
 from mlbatch.backends.aws.trigger import PollingTrigger
-from mlbatch.backends.ecs.client import DESCRIBE_CHUNK
 from mlbatch.backends.ecs.outcome import progress
 from mlbatch.backends.protocols import Progress
 
@@ -42,12 +42,17 @@ class EcsStepTrigger(PollingTrigger):
         async for event in super().run():
             yield event
 
-    async def look(self, client: Any) -> tuple[Progress, dict[str, Any]]:
-        tasks: list[dict[str, Any]] = []
-        for start in range(0, len(self.task_arns), DESCRIBE_CHUNK):
-            response = await client.describe_tasks(cluster=self.cluster,
-                                                   tasks=self.task_arns[start:start + DESCRIBE_CHUNK])
-            tasks += response.get("tasks", [])
+    def watched(self) -> list[str]:
+        return self.task_arns
+
+    def session(self) -> Session:
+        return ecs_tasks(self.aws_conn_id, self.region_name, self.cluster)
+
+    def poll_group(self) -> Hashable:
+        return (*super().poll_group(), self.cluster)  # DescribeTasks is per cluster
+
+    def judge(self, described: dict[str, dict[str, Any] | None]) -> tuple[Progress, dict[str, Any]]:
+        tasks = [task for task in described.values() if task is not None]
         state = progress(tasks, now=time.time(), start_deadline=self.start_deadline, deadline=self.deadline)
         return state, {}
 
