@@ -104,7 +104,7 @@ class StepOperator(BaseOperator):
             backend = self._make_backend()
             remote = isinstance(backend, RemoteBackend)
             request = self._job_request(upstream, output, shard_count, todo, ti.try_number, key, context,
-                                        remote=remote)
+                                        in_container=self.step.backend != "local")
             memory_mib = request.memory_mib
             if remote:
                 result = self._run_remote(backend, request, output, shard_count, key, ingredients, started)
@@ -270,7 +270,7 @@ class StepOperator(BaseOperator):
 
     # -- helpers --------------------------------------------------------------
     def _job_request(self, upstream: dict, output: str, shard_count: int, todo: list[int], try_number: int,
-                     key: str, context: Any, *, remote: bool) -> JobRequest:
+                     key: str, context: Any, *, in_container: bool) -> JobRequest:
         from mlbatch.backends.jobs import JobRequest
         from workers.wire import run_command
 
@@ -285,7 +285,7 @@ class StepOperator(BaseOperator):
         env = {"MLBATCH_TRY_NUMBER": str(try_number), "MLBATCH_ARTIFACTS": artifact_root()}
         if self.step.gpu:  # a GPU worker says so in its log when it finds none and falls back to CPU
             env["MLBATCH_GPU"] = str(self.step.gpu)
-        if not remote:  # a container has its own code; a local worker imports this checkout's workers/
+        if not in_container:  # a container runs its image's code; a local worker imports this checkout's workers/
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
         return JobRequest(
             name=f"{self.batch_id}.{self.step.name}",
