@@ -312,11 +312,24 @@ def test_gpu_variant_runs_on_the_cuda_runtime_of_its_torch_build():
     cuda_image = global_args()["CUDA_IMAGE"]
     match = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-runtime-ubuntu[\d.]+", cuda_image)
     assert match, cuda_image
-    install = next(args for name, args in stages()[0] if name == "RUN" and "download.pytorch.org" in args)
+    build = stages()[0]
+    assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl") in build  # the production default
+    install = next(args for name, args in build if name == "RUN" and "$TORCH_INDEX_URL/$torch_index" in args)
     assert f"torch_index=cu{match[1]}{match[2]}" in install  # cu130 wheels on CUDA 13.0
     pins = dict(line.split("==") for line in (PROJECT / "requirements-worker.txt").read_text().splitlines()
                 if line and not line.startswith("#"))
     assert pins["torch"] == "2.13.0"  # the version whose CUDA build that is: change both together
+
+
+def test_worker_image_builds_for_production_unless_build_arguments_say_otherwise():
+    """The offline build (tests/containers/images.py) changes only build arguments; their defaults are production's."""
+    assert global_args()["BUILD_IMAGE"].startswith("python:3.11") and global_args()["CPU_IMAGE"].startswith("debian:12")
+    build = dict(args.partition("=")[::2] for name, args in stages()[0] if name == "ARG")
+    assert build["PYTHON_SOURCE"] == "uv" and build["PIP_INDEX_URL"] == "https://pypi.org/simple"
+    assert build["FIND_LINKS"] == ""  # no local wheels unless asked
+    from tests.containers.images import build_args
+
+    assert set(build_args("base")) <= set(global_args()) | set(build) | {"GIT_SHA"}  # every one is declared
 
 
 def test_worker_image_runs_as_an_unprivileged_user_and_is_labelled_with_the_git_sha():
