@@ -94,3 +94,22 @@ def test_a_finished_success_is_collected_not_rerun() -> None:
 def test_only_failures_left_start_afresh_after_removing_them(status: str, exit_code: int) -> None:
     plan = plan_shard([_found("x", status, exit_code)])
     assert plan.action is Action.start and [f.id for f in plan.stale] == ["x"]
+
+
+def test_a_missing_image_is_pulled_only_when_the_settings_say_so() -> None:
+    # no registry is reachable here: a mock client stands in, and the exact calls are checked
+    from unittest import mock
+
+    from mlbatch.backends.docker import engine
+
+    client = mock.Mock()
+    client.containers.create.side_effect = [ImageNotFound("No such image"), "container"]
+    assert engine.create(client, {"image": "registry.example/w:1"}, pull=True) == "container"
+    client.images.pull.assert_called_once_with("registry.example/w:1")
+    assert client.containers.create.call_args_list == [mock.call(image="registry.example/w:1")] * 2
+
+    client = mock.Mock()
+    client.containers.create.side_effect = ImageNotFound("No such image")
+    with pytest.raises(ImageNotFound):
+        engine.create(client, {"image": "w:1"}, pull=False)
+    client.images.pull.assert_not_called()

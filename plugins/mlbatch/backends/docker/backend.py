@@ -93,7 +93,7 @@ class DockerBackend:
             return self._result(request, {i: ShardOutcome(index=i, failure=FailureClass.infrastructure,
                                                           reason=reason) for i in request.indices}, [])
         try:
-            host = HostFacts(cpus=engine.host_cpus(client), network=settings.network,
+            host = HostFacts(cpus=engine.host_cpus(client), network=settings.network, pull=settings.pull,
                              passed_env=passed_environment(settings.pass_env))
             return self._run_on(client, host, slots, request)
         finally:
@@ -231,7 +231,7 @@ class DockerBackend:
         kwargs = container_kwargs(request, index, host)
         if request.gpu:
             kwargs["device_requests"] = engine.gpu_request(request.gpu)
-        container = client.containers.create(**kwargs)
+        container = engine.create(client, kwargs, pull=host.pull)
         try:
             container.start()
         except BaseException:

@@ -32,6 +32,7 @@ class HostFacts:
 
     cpus: int  # CPUs of the Docker host: a --cpus above it is refused by the engine
     network: str = "host"  # "host" or "none" (never the bridge network)
+    pull: bool = False  # pull an image the host lacks ([docker] pull)
     passed_env: Mapping[str, str] = field(default_factory=dict)  # the [docker] pass_env values
 
 

@@ -49,6 +49,19 @@ def existing(client: Any, identity: str, index: int) -> list[tuple[Any, Found]]:
     return [(container, Found.of(container.attrs)) for container in containers]
 
 
+def create(client: Any, kwargs: dict[str, Any], *, pull: bool) -> Any:
+    """Create the container; with `pull`, an image the host lacks is pulled first (never by default)."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return client.containers.create(**kwargs)
+    except ImageNotFound:
+        if not pull:
+            raise
+    client.images.pull(kwargs["image"])
+    return client.containers.create(**kwargs)
+
+
 def gpu_request(count: int) -> list[Any]:
     from docker.types import DeviceRequest
 
