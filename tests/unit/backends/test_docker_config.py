@@ -125,3 +125,17 @@ def test_docker_settings_take_mlbatch_docker_overrides(monkeypatch: pytest.Monke
     monkeypatch.setenv("MLBATCH_DOCKER_NETWORK", "bridge")  # never the bridge network
     with pytest.raises(SettingsError, match="docker.network"):
         load_settings(tmp_path / "none.toml")
+
+
+def test_a_remote_docker_host_gets_vcpu_slots_of_its_own_size(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    from mlbatch.backends.docker.engine import host_slots
+    from mlbatch.backends.slots import default_capacity, default_directory
+
+    monkeypatch.setenv("MLBATCH_LOCAL_SLOTS_DIR", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    local = host_slots(None, cpus=64)  # this machine's engine: the slots local steps take too
+    assert (local.capacity, local.directory) == (default_capacity(), default_directory())
+    remote = host_slots("tcp://gpu-box:2376", cpus=64)
+    assert remote.capacity == 64 and remote.directory.parent == tmp_path
+    assert remote.directory.name.startswith("docker-") and host_slots("ssh://a", 8).directory != remote.directory

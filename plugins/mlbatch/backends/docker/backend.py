@@ -22,7 +22,7 @@ from mlbatch.backends.docker.verdict import classify_state, engine_unreachable, 
 from mlbatch.backends.failures import FailureClass, format_duration, format_exit, format_mib
 from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.backends.local import _ranges
-from mlbatch.backends.slots import LocalSlots, SlotLease
+from mlbatch.backends.slots import LocalSlots, SlotLease, default_capacity
 
 
 class DockerBackend:
@@ -84,9 +84,8 @@ class DockerBackend:
             from mlbatch.settings import load_settings
 
             settings = load_settings().docker
-        slots = self._slots if self._slots is not None else LocalSlots()
         try:
-            client = engine.connect(settings.host, slots.capacity)
+            client = engine.connect(settings.host, self._slots.capacity if self._slots else default_capacity())
         except Exception as error:  # the SDK raises DockerException, requests errors, OSError...
             reason = engine_unreachable(engine.where(settings.host), error)
             self._emit(f"{request.name}: {reason}")
@@ -95,6 +94,7 @@ class DockerBackend:
         try:
             host = HostFacts(cpus=engine.host_cpus(client), network=settings.network, pull=settings.pull,
                              passed_env=passed_environment(settings.pass_env))
+            slots = self._slots if self._slots is not None else engine.host_slots(settings.host, host.cpus)
             return self._run_on(client, host, slots, request)
         finally:
             client.close()
@@ -140,7 +140,7 @@ class DockerBackend:
                     if pending[0] not in waiting_logged:
                         waiting_logged.add(pending[0])
                         self._emit(f"{self._prefix(request, pending[0])} waiting for {slots.slots_for(request.vcpu)}"
-                                   f" vcpu of local capacity ({slots.capacity} vcpu on this host)")
+                                   f" vcpu of the Docker host ({slots.capacity} vcpu)")
                     break
                 index = pending.popleft()
                 ever_started = True
@@ -171,10 +171,10 @@ class DockerBackend:
                    stopped: str | None) -> list[int]:
         """Outcomes for shards that never started when a deadline or cancel explains it; the rest not_started."""
         reasons = {
-            "start_timeout": (FailureClass.infrastructure, "never started: no local capacity within its "
+            "start_timeout": (FailureClass.infrastructure, "never started: no capacity on the Docker host within its "
                               f"{format_duration(request.start_timeout_s or 0)} start_timeout"),
             "timeout": (FailureClass.timeout, f"not started within its {format_duration(request.timeout_s or 0)} "
-                        "timeout (waiting for local capacity)"),
+                        "timeout (waiting for capacity on the Docker host)"),
         }
         explained = (FailureClass.infrastructure, "cancelled before it started") if self._cancelled.is_set() \
             else reasons.get(stopped or "")

@@ -8,10 +8,13 @@ and DOCKER_CERT_PATH itself. Never the `docker` CLI: no shell, no parsing of tex
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Any
 
 from mlbatch.backends.docker.config import identity_filter
 from mlbatch.backends.docker.reattach import Found
+from mlbatch.backends.slots import LocalSlots, default_directory
 
 
 def connect(host: str | None, parallel: int) -> Any:
@@ -32,13 +35,21 @@ def connect(host: str | None, parallel: int) -> Any:
 
 
 def where(host: str | None) -> str:
-    import os
-
     return host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
 def host_cpus(client: Any) -> int:
     return int(client.info().get("NCPU") or 1)
+
+
+def host_slots(host: str | None, cpus: int) -> LocalSlots:
+    """The vcpu slots of the Docker host: this machine's (shared with local steps) for the local engine,
+    else slots of their own, as many as that host's CPUs, shared by every task of this machine using it."""
+    target = where(host)
+    if target.startswith("unix://") or target.startswith("npipe://"):
+        return LocalSlots()
+    digest = hashlib.sha256(target.encode()).hexdigest()[:12]
+    return LocalSlots(capacity=cpus, directory=default_directory() / f"docker-{digest}")
 
 
 def existing(client: Any, identity: str, index: int) -> list[tuple[Any, Found]]:
