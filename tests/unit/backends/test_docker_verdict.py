@@ -113,3 +113,18 @@ def test_a_missing_image_is_pulled_only_when_the_settings_say_so() -> None:
     with pytest.raises(ImageNotFound):
         engine.create(client, {"image": "w:1"}, pull=False)
     client.images.pull.assert_not_called()
+
+
+def test_an_unreachable_engine_fails_every_shard_as_infrastructure_saying_how_to_fix_it(tmp_path) -> None:
+    from mlbatch.backends.docker import DockerBackend
+    from mlbatch.backends.jobs import JobRequest
+    from mlbatch.backends.slots import LocalSlots
+    from mlbatch.settings import DockerSettings
+
+    lines: list[str] = []
+    backend = DockerBackend(log=lines.append, slots=LocalSlots(2, tmp_path),
+                            settings=DockerSettings(host="tcp://127.0.0.1:9"))  # nothing listens on port 9
+    result = backend.run(JobRequest(name="b.s", image="w", command=["list"], shard_count=2))
+    assert [o.failure for o in result.outcomes] == [FailureClass.infrastructure] * 2
+    assert result.outcomes[0].reason.startswith("cannot reach the Docker Engine at tcp://127.0.0.1:9: ")
+    assert "start dockerd, or point DOCKER_HOST" in lines[0]

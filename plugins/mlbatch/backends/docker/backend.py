@@ -95,6 +95,11 @@ class DockerBackend:
             host = HostFacts(cpus=engine.host_cpus(client), network=settings.network, pull=settings.pull,
                              passed_env=passed_environment(settings.pass_env))
             slots = self._slots if self._slots is not None else engine.host_slots(settings.host, host.cpus)
+            root = request.env.get("MLBATCH_ARTIFACTS", "")
+            if local_artifact_dir(root) and not engine.is_local(settings.host):
+                self._emit(f"{request.name}: the artifact root {root} is a path of this machine, but the Docker "
+                           f"host is {engine.where(settings.host)}: its containers write to that path on their "
+                           "own machine (use an s3:// artifact root, or a folder both mount at the same path)")
             return self._run_on(client, host, slots, request)
         finally:
             client.close()

@@ -38,6 +38,11 @@ def where(host: str | None) -> str:
     return host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
+def is_local(host: str | None) -> bool:
+    """Whether the engine runs on this machine (a socket), so a local path means the same folder to it."""
+    return where(host).startswith(("unix://", "npipe://"))
+
+
 def host_cpus(client: Any) -> int:
     return int(client.info().get("NCPU") or 1)
 
@@ -45,10 +50,9 @@ def host_cpus(client: Any) -> int:
 def host_slots(host: str | None, cpus: int) -> LocalSlots:
     """The vcpu slots of the Docker host: this machine's (shared with local steps) for the local engine,
     else slots of their own, as many as that host's CPUs, shared by every task of this machine using it."""
-    target = where(host)
-    if target.startswith("unix://") or target.startswith("npipe://"):
+    if is_local(host):
         return LocalSlots()
-    digest = hashlib.sha256(target.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(where(host).encode()).hexdigest()[:12]
     return LocalSlots(capacity=cpus, directory=default_directory() / f"docker-{digest}")
 
 
