@@ -146,11 +146,11 @@ def ensure_base(client: Any, log: Callable[[str], None] = lambda line: None) -> 
         return tag
     with _exclusive():
         if not image_exists(client, tag):
-            _build_base(client, tag, log)
+            build_base(client, tag, log)
     return tag
 
 
-def _build_base(client: Any, tag: str, log: Callable[[str], None]) -> None:
+def build_base(client: Any, tag: str, log: Callable[[str], None]) -> None:
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         raise ImageBuildError(f"building {tag} needs root and debootstrap (apt-get install debootstrap)")
     with tempfile.TemporaryDirectory(prefix="mlbatch-base-", dir="/var/tmp") as work:
