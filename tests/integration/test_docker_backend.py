@@ -198,3 +198,22 @@ def test_a_failed_earlier_container_is_removed_and_the_shard_runs_again(
     result = run.backend.run(request.model_copy(update={"command": ["print('second try')"]}))
     assert result.ok, run.text
     assert "[worker] second try" in run.lines and "[worker] started container" in run.text
+
+
+@pytest.mark.parametrize("network,reached", [("host", True), ("none", False)])
+def test_the_network_setting_decides_whether_a_worker_reaches_this_machines_loopback(
+        docker_client: Any, base_image: str, tmp_path: Path, artifacts: Path, network: str, reached: bool) -> None:
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        code = ("import socket, sys\ntry:\n    socket.create_connection(('127.0.0.1', %d), timeout=5).close()\n"
+                "except OSError as e:\n    sys.exit(f'unreachable: {e}')\nprint('reached')") % port
+        run = Run(tmp_path)
+        run.backend = DockerBackend(log=run.lines.append, settings=DockerSettings(network=network),
+                                    slots=LocalSlots(2, tmp_path / "slots"))
+        result = run.backend.run(_request(base_image, code, artifacts))
+    assert result.ok is reached, run.text
+    assert ("[worker] reached" in run.lines) is reached
