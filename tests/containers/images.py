@@ -56,7 +56,8 @@ def connect() -> Any | None:
     import docker
 
     try:
-        client = docker.from_env(timeout=600)
+        # a pool large enough for the stand-in's parallel jobs, each streaming its logs while it waits
+        client = docker.from_env(timeout=600, max_pool_size=32)
         client.ping()
     except Exception:  # noqa: BLE001 - any failure to reach the engine means "no engine"
         return None
