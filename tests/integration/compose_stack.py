@@ -77,12 +77,13 @@ class ComposeStack:
 
     def log_in(self) -> str:
         """A bearer token of admin from the simple auth manager (POST /auth/token), as the UI's login does."""
-        self.token = http("POST", f"{self.url}/auth/token",
-                          {"username": "admin", "password": self.admin_password()})["access_token"]
+        self.token = ""
+        self.token = self.api("POST", "/auth/token", {"username": "admin", "password": self.admin_password()})["access_token"]
         return self.token
 
     def api(self, method: str, path: str, body: dict | None = None) -> Any:
-        return http(method, self.url + path, body, self.token)
+        # a minute: on a busy host the api-server can take a while to answer while tasks start
+        return http(method, self.url + path, body, self.token, timeout_s=60)
 
 
 def prepare(directory: Path, project: str, images: dict[str, str]) -> ComposeStack:

@@ -88,15 +88,19 @@ def test_stack_runs_a_batch_with_each_step_in_its_own_container(stack: ComposeSt
 
 
 def _run_state(stack: ComposeStack, path: str) -> str | None:
-    """The run's state; None while the api-server is too busy to answer in time (2 CPUs, tasks starting)."""
+    return _busy_or(lambda: stack.api("GET", path)["state"])
+
+
+def _dag_is_there(stack: ComposeStack) -> bool | None:
+    return _busy_or(lambda: DAG_ID in {dag["dag_id"] for dag in stack.api("GET", "/api/v2/dags")["dags"]})
+
+
+def _busy_or(ask):
+    """What `ask` gets from the API; None while the api-server is too busy to answer (2 CPUs, tasks starting)."""
     try:
-        return stack.api("GET", path)["state"]
+        return ask()
     except (urllib.error.URLError, TimeoutError):
         return None
-
-
-def _dag_is_there(stack: ComposeStack) -> bool:
-    return DAG_ID in {dag["dag_id"] for dag in stack.api("GET", "/api/v2/dags")["dags"]}
 
 
 class ContainerStarts:
