@@ -5,6 +5,7 @@ Every Batch job and ECS task here runs as a container of the worker image (aws_s
 """
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -122,8 +123,34 @@ def test_a_container_gets_its_role_credentials_without_a_key_in_its_environment_
     submitted = " ".join(f"{e['name']}={e['value']}" for e in job["container"].get("environment", []))
     assert not any(secret in submitted for secret in secrets)
     logs = aws.client("logs")
-    for group in ("/aws/batch/job", "/ecs/mlbatch"):
+    groups = [group["logGroupName"] for group in logs.describe_log_groups()["logGroups"]]
+    assert "/aws/batch/job" in groups
+    for group in groups:
         for stream in logs.describe_log_streams(logGroupName=group).get("logStreams", []):
             events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
             text = "\n".join(event["message"] for event in events)
             assert not any(secret in text for secret in secrets), stream["logStreamName"]
+
+
+def _wait_for(condition, within_s: float = 120) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_terminating_a_running_batch_job_kills_and_removes_its_container(aws, docker_client):
+    from mlbatch.backends.aws_batch.backend import AwsBatchBackend
+
+    handle = AwsBatchBackend(log=lambda line: None).submit(
+        _request("check.sleep", {"seconds": 600}, f"s3://{BUCKET}/terminate/sleep"))
+    label = {"label": f"mlbatch.batch-job={handle.job_id}"}
+    assert _wait_for(lambda: any(c.status == "running" for c in docker_client.containers.list(filters=label)))
+    aws.client("batch").terminate_job(jobId=handle.job_id, reason="test: terminated")
+    batch = aws.client("batch")
+    assert _wait_for(lambda: batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]["status"] == "FAILED", 60)
+    job = batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]
+    assert job["container"]["exitCode"] == 137 and job["statusReason"] == "test: terminated"
+    assert docker_client.containers.list(all=True, filters=label) == []
