@@ -15,7 +15,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export MLBATCH_ARTIFACTS ?= $(CURDIR)/artifacts
 LOCAL_VCPU := $(shell nproc)
 
-.PHONY: install demo demo-articles test up bench lint airflow-init clean
+.PHONY: install demo demo-articles test up bench lint airflow-init clean images
 
 install: $(STAMP)
 $(STAMP): requirements.txt requirements-worker.txt
@@ -40,6 +40,11 @@ demo-articles: airflow-init lint
 
 test: install
 	$(BIN)/python -m pytest
+
+# The debootstrap base and the CPU worker image from Dockerfile.worker, offline (docs/containers.md);
+# tagged by what went into them, so a second run builds nothing
+images: install
+	$(BIN)/python -m tests.containers.images
 
 # `make up DB=postgres`: the metadata DB on a PostgreSQL cluster of its own (SQLite by default)
 up: airflow-init

@@ -2,9 +2,10 @@
 
 Everything runs against the local AWS stand-in of the integration tests
 (tests/integration/aws_stand_in.py): moto_server on 127.0.0.1 in this process, whose
-Batch jobs are run as local processes. So the overhead measured is mlbatch's and the
-Batch API round trips', not real Batch scheduling (a real queue adds its own seconds to
-minutes of placement and container start). Three parts:
+Batch jobs run as containers of the worker image built from this checkout (a Docker engine
+is needed). So the overhead measured is mlbatch's, the Batch API round trips' and a local
+container start's, not real Batch scheduling (a real queue adds its own seconds to minutes
+of placement and image pull). Three parts:
 
 1. A no-op step (worker check.noop writing to the stand-in's S3) through
    AwsBatchBackend.run vs the identical request through LocalBackend.run, alternating.
@@ -32,8 +33,8 @@ from workers.wire import run_command
 
 NAME = "AWS Batch backend"
 MEASURES = (
-    "Against the local AWS stand-in (moto_server in-process, Batch jobs run as local processes; no real "
-    "Batch queue, placement or container start). Top rows: wall time of a no-op step (worker check.noop "
+    "Against the local AWS stand-in (moto_server in-process, Batch jobs run as containers of the worker image "
+    "on this machine; no real Batch queue, placement or image pull). Top rows: wall time of a no-op step (worker check.noop "
     "writing its output to the stand-in's S3): AwsBatchBackend.run(JobRequest) (a new backend each run, "
     "as in a task: Airflow connection, fresh boto3 clients, DescribeJobDefinitions, SubmitJob, DescribeJobs "
     "every poll interval of 0.3 s, so up to 0.3 s of it is waiting for the next poll; then the job's log "
@@ -63,14 +64,19 @@ MEASURES = MEASURES.format(runs=RUNS, collect_runs=COLLECT_RUNS)
 
 
 def run() -> dict:
+    from tests.containers import images
     from tests.integration.aws_stand_in import AwsStandIn
 
+    client = images.connect()
+    if client is None:
+        raise RuntimeError(f"no Docker engine: {images.ENABLE_HINT}")
+    _, worker = images.ensure_images(client)
     result: dict[str, Any] = {"payload": payload_sizes(), "collect": collect_times()}
     saved = dict(os.environ)
     chatty = logging.getLogger("botocore.credentials")  # "Found credentials in environment variables" per client
     level = chatty.level
     chatty.setLevel(logging.WARNING)
-    stand_in = AwsStandIn()
+    stand_in = AwsStandIn(client, worker)
     began = time.perf_counter()
     try:
         stand_in.start()

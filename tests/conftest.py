@@ -24,3 +24,10 @@ os.environ.update({
     "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)]),
 })
 os.environ.pop("MLBATCH_BACKEND", None)
+
+# The Docker engine and the images built from this checkout, for every test directory
+from tests.containers.fixtures import base_image, docker_client, mark_container_tests, worker_image  # noqa: E402,F401
+
+
+def pytest_collection_modifyitems(config, items):
+    mark_container_tests(items)

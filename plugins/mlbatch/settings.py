@@ -87,6 +87,21 @@ class EcsSettings(_Section):
                 "in the settings (GPU steps need an EC2 capacity provider whose instances have GPUs)") from None
 
 
+DockerNetwork = Literal["host", "none"]
+
+
+class DockerSettings(_Section):
+    # None: DOCKER_HOST, else the local socket (unix:///var/run/docker.sock); e.g. ssh://user@gpu-box
+    host: str | None = None
+    # host: a worker reaches artifact stores and services on 127.0.0.1 as this machine does;
+    # none: no network at all (a local artifact root only). Never Docker's bridge network.
+    network: DockerNetwork = "host"
+    pull: bool = False  # pull an image the Docker host lacks (False: fail at once, "build the worker image")
+    # names of variables of the task's environment handed to each container (e.g. AWS_ENDPOINT_URL
+    # for an s3:// artifact root); nothing else of it reaches a container
+    pass_env: list[str] = Field(default_factory=list)
+
+
 class ArtifactSettings(_Section):
     root: str | None = Field(None, json_schema_extra=AWS_RESOURCE)  # s3://bucket/prefix; MLBATCH_ARTIFACTS wins
 
@@ -100,6 +115,7 @@ class Settings(_Section):
     image: ImageSettings = ImageSettings()
     batch: BatchSettings = BatchSettings()
     ecs: EcsSettings = EcsSettings()
+    docker: DockerSettings = DockerSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
     tracking: TrackingSettings = TrackingSettings()
     source: str = "defaults"  # where they were read from, for messages

@@ -62,11 +62,11 @@ class AirflowStack:
         return subprocess.run([AIRFLOW, *args], env=self.env, cwd=PROJECT, capture_output=True, text=True, timeout=120)
 
 
-def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> Any:
+def http(method: str, url: str, body: dict | None = None, token: str | None = None, timeout_s: float = 10) -> Any:
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(url, method=method, headers=headers,
                                      data=json.dumps(body).encode() if body is not None else None)
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return json.loads(response.read() or b"{}")
 
 

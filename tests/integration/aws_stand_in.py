@@ -1,45 +1,57 @@
-"""A local AWS for the Batch backend's tests: moto_server on 127.0.0.1 that runs each job for real.
+"""A local AWS for the Batch and ECS backends' tests: moto_server on 127.0.0.1 that runs each job in a container.
 
 moto's Batch without Docker marks every job SUCCEEDED at once and runs nothing, so a
 step would "succeed" without writing an output. The server runs here in-process
 (ThreadedMotoServer: the same HTTP endpoint boto3 and the Amazon provider talk to), and
-its no-Docker job hook is replaced by LocalJobRunner, which does what a Batch host does:
-takes the job from RUNNABLE, runs the submitted command with the submitted environment
-(plus AWS_BATCH_JOB_ID and, for array children, AWS_BATCH_JOB_ARRAY_INDEX) as a local
-process against the same moto S3, ships its output to CloudWatch Logs under the job's
-log stream, and ends the job SUCCEEDED or FAILED by the real exit code. Terminating a
-job kills its process (and an array parent's children). `hold()` keeps jobs RUNNABLE,
-the way a queue without capacity does. ECS tasks get the same treatment: RunTask's task
-runs its container overrides' command and environment, logs to the task definition's
-awslogs group and prefix, and stops with the real exit code; StopTask kills it.
-moto's own task state machine is frozen so that only the real process moves a task.
+its no-Docker job hook is replaced by ContainerJobRunner, which does what a Batch host
+does: takes the job from RUNNABLE and runs it as a container of the worker image
+(tests/containers/run.py): the job definition's image (the deployment's ECR name maps to
+the image built from this checkout), the image's ENTRYPOINT and the submitted command, the
+definition's and the submission's environment (plus AWS_BATCH_JOB_ID and, for array
+children, AWS_BATCH_JOB_ARRAY_INDEX), its resourceRequirements as hard --cpus / --memory
+limits, on the host network so that S3 is moto's on 127.0.0.1. Its output goes to
+CloudWatch Logs under the job's log stream; the job ends SUCCEEDED or FAILED by the
+container's exit code, and a kernel OOM kill is reported as Batch reports it (exit 137,
+"OutOfMemoryError: Container killed due to memory usage"). Terminating a job kills its
+container (and an array parent's children). `hold()` keeps jobs RUNNABLE, the way a queue
+without capacity does. ECS tasks get the same treatment: RunTask's task runs the task
+definition's container with its overrides, the task's cpu and memory as limits, logs to
+the awslogs group and prefix, and stops with the container's exit code and reason as ECS
+gives them; StopTask kills it. moto's own task state machine is frozen so that only the
+real container moves a task. Credentials reach a container as a job role's do
+(job_role.py): never as a key in its environment.
 
-What this does not cover: containers and images (the command runs with this checkout's
-interpreter), resource limits inside the container, Batch's own retry attempts and
-evaluateOnExit matching, spot reclaims, throttling (all unit-tested with exact calls).
+What this does not cover: GPUs (a GPU job runs the CPU image on CPU), Batch's own retry
+attempts and evaluateOnExit matching, spot reclaims, throttling (all unit-tested with
+exact calls).
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from moto.logs.models import logs_backends
+
+from tests.containers.run import ContainerExit, ContainerJob, argv_of, run
+from tests.integration.job_role import JobRoleCredentials
 
 PROJECT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 BUCKET = "mlbatch-artifacts"
 QUEUES = {"cpu": "mlbatch-cpu", "gpu": "mlbatch-gpu", "cpu-spot": "mlbatch-cpu-spot", "gpu-spot": "mlbatch-gpu-spot"}
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# the Airflow side's key (moto takes any): distinctive, so that a test can tell it never reached a container
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASTANDINAIRFLOW01", "AWS_SECRET_ACCESS_KEY": "stand-in-airflow-secret-Kq93xv"}
+REPOSITORY = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/mlbatch-worker"
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+EXITED_REASON = "Essential container in task exited"
 
 
 def free_port() -> int:
@@ -48,21 +60,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class LocalJobRunner:
-    """Runs Batch jobs that moto accepted as local processes (see the module doc)."""
+def _pairs(items: list[dict[str, str]] | None) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in items or []}
 
-    def __init__(self, env: dict[str, str], max_parallel: int = 4) -> None:
-        self.env = env
-        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="batch-stand-in")
+
+def _pull_failure(image: str) -> str:
+    return f"CannotPullContainerError: {image}: not found (the stand-in has only the worker image built here)"
+
+
+class ContainerJobRunner:
+    """Runs the Batch jobs and ECS tasks moto accepted as containers of the worker image (see the module doc)."""
+
+    def __init__(self, client: Any, image_for: Callable[[str], str | None], env: dict[str, str],
+                 role: JobRoleCredentials, max_parallel: int = 4) -> None:
+        self.client, self.image_for, self.env, self.role = client, image_for, env, role
+        self.label = {"mlbatch.stand-in": uuid.uuid4().hex[:12]}  # what stop() cleans up
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="aws-stand-in")
         self._released = threading.Event()
         self._released.set()
-        self.started: list[str] = []  # job ids in the order their process started
+        self.started: list[str] = []  # job ids and task ARNs in the order their container started
+        self.environments: list[list[str]] = []  # each container's environment as Docker started it
 
     def hold(self) -> None:
         self._released.clear()
 
     def release(self) -> None:
         self._released.set()
+
+    def remove_containers(self) -> None:
+        label = "=".join(next(iter(self.label.items())))
+        for container in self.client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+
+    def _container(self, job: ContainerJob, stopped: Callable[[], bool]) -> ContainerExit:
+        return run(self.client, job, stopped, on_start=lambda c: self.environments.append(c.attrs["Config"]["Env"]))
 
     # moto calls this (as BatchSimpleBackend._mark_job_as_finished) for every job and array child
     def accept(self, backend: Any, include_start_attempt: bool, job: Any) -> None:
@@ -88,46 +119,35 @@ class LocalJobRunner:
         if job.stop:  # terminated while queued: never started
             job._mark_stopped(success=False)
             return
+        props, override = job.job_definition.container_properties, job.container_overrides
+        image = self.image_for(props["image"])
+        if image is None:
+            job.job_stopped_reason = job.stand_in_reason = _pull_failure(props["image"])
+            job._mark_stopped(success=False)
+            return
         job.job_started_at = datetime.now()
         job.log_stream_name = job._stream_name
         job._start_attempt()
         job.status = "RUNNING"
         self.started.append(job.job_id)
-        extra = {"AWS_BATCH_JOB_ID": job.job_id}
+        env = {**self.env, **_pairs(props.get("environment")), **_pairs(override.get("environment")),
+               "AWS_BATCH_JOB_ID": job.job_id, **self.role.environment()}
         if "index" in job.array_properties:
-            extra["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
-        returncode, lines = self._process(job._get_container_property("command", []),
-                                          job.container_overrides.get("environment", []), extra, lambda: job.stop)
-        self._ship_logs(job, lines)
-        job.exit_code = 137 if job.stop else returncode
-        if job.exit_code != 0 and not job.job_stopped_reason:
-            job.job_stopped_reason = "Essential container in task exited"
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
+        resources = {r["type"]: r["value"] for r in [*props.get("resourceRequirements", []),
+                                                     *override.get("resourceRequirements", [])]}
+        entrypoint, command = argv_of(props, override)
+        ended = self._container(ContainerJob(
+            image, command, entrypoint, env, vcpu=float(resources.get("VCPU", 1)),
+            memory_mib=int(resources.get("MEMORY", 2048)), labels={**self.label, "mlbatch.batch-job": job.job_id}),
+            lambda: job.stop)
+        self._ship_logs(job, ended.lines)
+        job.exit_code = 137 if ended.killed else ended.exit_code
+        if ended.oom_killed:
+            job.stand_in_reason = job.job_stopped_reason = OOM_REASON
+        elif job.exit_code != 0 and not job.job_stopped_reason:
+            job.job_stopped_reason = EXITED_REASON
         job._mark_stopped(success=job.exit_code == 0)
-
-    def _process(self, command: list[str], overrides: list[dict[str, str]], extra: dict[str, str],
-                 stopped: Any) -> tuple[int, list[str]]:
-        """Run a container's command as a local process with its environment; killed once `stopped()`.
-
-        As in a container of the worker image, the command follows the image's ENTRYPOINT.
-        """
-        from workers.wire import container_argv
-
-        command = container_argv(None, command)
-        if command[0] in ("python", "python3"):
-            command[0] = sys.executable
-        env = {**self.env, **{item["name"]: item["value"] for item in overrides}, **extra}
-        process = subprocess.Popen(command, env=env, cwd=PROJECT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(
-            raw.decode("utf-8", "replace").rstrip("\n") for raw in process.stdout), daemon=True)
-        reader.start()
-        while process.poll() is None:
-            if stopped():
-                os.killpg(process.pid, 9)
-            time.sleep(0.05)
-        reader.join(5)
-        return process.returncode, lines
 
     @staticmethod
     def _ship_logs(job: Any, lines: list[str]) -> None:
@@ -162,30 +182,47 @@ class LocalJobRunner:
         definition = backend.describe_task_definition(task.task_definition_arn)
         container_def = definition.container_definitions[0]
         override = (task.overrides.get("containerOverrides") or [{}])[0]
-        task.last_status = "RUNNING"
-        task.containers[0].last_status = "RUNNING"
+        container = task.containers[0]
+        image = self.image_for(container_def["image"])
+        if image is None:
+            self._stop_task(task, None, "TaskFailedToStart", _pull_failure(container_def["image"]))
+            container.reason = task.stopped_reason
+            return
+        task.last_status = container.last_status = "RUNNING"
         task.started_at = datetime.now()
         self.started.append(task.task_arn)
-        returncode, lines = self._process(override.get("command") or container_def.get("command") or [],
-                                          override.get("environment", []), {},
-                                          lambda: task.desired_status == "STOPPED")
+        env = {**self.env, **_pairs(container_def.get("environment")), **_pairs(override.get("environment")),
+               **self.role.environment()}
+        entrypoint, command = argv_of(container_def, override)
+        cpu = task.overrides.get("cpu") or definition.cpu
+        memory = task.overrides.get("memory") or definition.memory
+        ended = self._container(ContainerJob(
+            image, command, entrypoint, env, vcpu=int(cpu) / 1024, memory_mib=int(memory),
+            labels={**self.label, "mlbatch.ecs-task": task.id}), lambda: task.desired_status == "STOPPED")
         options = (container_def.get("logConfiguration") or {}).get("options") or {}
         group = options.get("awslogs-group", "/ecs/mlbatch")
         stream = f"{options.get('awslogs-stream-prefix', 'ecs')}/{container_def['name']}/{task.id}"
         logs = logs_backends[backend.account_id][backend.region_name]
         logs.ensure_log_group(group)
         logs.ensure_log_stream(group, stream)
-        if lines:
+        if ended.lines:
             now = int(time.time() * 1000)
-            logs.put_log_events(group, stream, [{"timestamp": now, "message": line or " "} for line in lines])
-        task.containers[0].exitCode = 137 if task.desired_status == "STOPPED" else returncode
-        task.containers[0].last_status = "STOPPED"
+            logs.put_log_events(group, stream, [{"timestamp": now, "message": line or " "} for line in ended.lines])
+        if ended.oom_killed:
+            container.reason = OOM_REASON
+        if ended.killed:  # StopTask: moto has set its stop code and reason
+            self._stop_task(task, 137, getattr(task, "stop_code", None) or "UserInitiated", task.stopped_reason)
+        else:
+            self._stop_task(task, ended.exit_code, "EssentialContainerExited", EXITED_REASON)
+
+    @staticmethod
+    def _stop_task(task: Any, exit_code: int | None, stop_code: str | None, reason: str | None) -> None:
+        container = task.containers[0]
+        container.exitCode = exit_code
+        container.last_status = "STOPPED"
         task.stopped_at = datetime.now()
-        if task.desired_status != "STOPPED":  # ended by itself, not by StopTask
-            task.stop_code = "EssentialContainerExited"
-            task.stopped_reason = "Essential container in task exited"
-        task.desired_status = "STOPPED"
-        task.last_status = "STOPPED"
+        task.stop_code, task.stopped_reason = stop_code, reason
+        task.desired_status = task.last_status = "STOPPED"
 
     @staticmethod
     def _follow_children(job: Any) -> None:
@@ -203,19 +240,26 @@ class LocalJobRunner:
 
 
 class AwsStandIn:
-    """moto_server with Batch queues, a compute environment, S3 and logs, and LocalJobRunner."""
+    """moto_server with Batch queues, a compute environment, S3 and logs, and ContainerJobRunner.
 
-    def __init__(self) -> None:
+    `worker_image` is the local tag every job of the deployment's image (REPOSITORY) runs."""
+
+    def __init__(self, client: Any, worker_image: str) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.runner = LocalJobRunner(self.worker_env())
+        self.worker_image = worker_image
+        self.role = JobRoleCredentials()
+        self.runner = ContainerJobRunner(client, self.image_for, self.worker_env(), self.role)
         self._server: Any = None
 
+    def image_for(self, image: str) -> str | None:
+        """The local image a definition's image runs as: every variant of the deployment's repository is the CPU
+        worker image built here (there is no GPU); anything else cannot be pulled."""
+        return self.worker_image if image.startswith(f"{REPOSITORY}:") else None
+
     def worker_env(self) -> dict[str, str]:
-        """What a Batch container of this project would see: its code, its role's S3 access."""
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-                "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)]),
-                "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": self.endpoint, **CREDENTIALS}
+        """What a Batch host or the ECS agent adds to every container: its region, here the endpoint (no key)."""
+        return {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.endpoint}
 
     def airflow_env(self) -> dict[str, str]:
         """For an Airflow process: its AWS connection points at the stand-in."""
@@ -227,7 +271,8 @@ class AwsStandIn:
         import boto3
 
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
     def start(self) -> AwsStandIn:
         from moto.batch_simple.models import BatchSimpleBackend
@@ -238,11 +283,13 @@ class AwsStandIn:
         runner = self.runner
         details = Job._container_details
         if not getattr(details, "stand_in", False):
-            # Real DescribeJobs reports the container's exit code; moto only does in ListJobs.
+            # Real DescribeJobs reports the container's exit code and reason; moto only the code, in ListJobs.
             def container_details(job: Any) -> dict[str, Any]:
                 result = details(job)
                 if job.exit_code is not None:
                     result["exitCode"] = job.exit_code
+                if getattr(job, "stand_in_reason", None):
+                    result["reason"] = job.stand_in_reason
                 return result
 
             container_details.stand_in = True  # type: ignore[attr-defined]
@@ -268,6 +315,7 @@ class AwsStandIn:
         BatchSimpleBackend._mark_job_as_finished = (  # type: ignore[method-assign]
             lambda backend, include_start_attempt, job: runner.accept(backend, include_start_attempt, job))
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self.role.start()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         import urllib.request
@@ -283,6 +331,8 @@ class AwsStandIn:
 
     def stop(self) -> None:
         self.runner.release()
+        self.runner.remove_containers()
+        self.role.stop()
         if self._server is not None:
             self._server.stop()
 
@@ -314,7 +364,7 @@ class AwsStandIn:
     def settings_text(self) -> str:
         queues = "\n".join(f'{role} = "{name}"' for role, name in QUEUES.items())
         return (f'[aws]\nconn_id = "aws_default"\nregion = "{REGION}"\njob_role_arn = "{self.job_role}"\n\n'
-                f'[image]\nrepository = "123456789012.dkr.ecr.{REGION}.amazonaws.com/mlbatch-worker"\ntag = "test"\n\n'
+                f'[image]\nrepository = "{REPOSITORY}"\ntag = "test"\n\n'
                 f'[ecs]\ncluster = "mlbatch"\nsubnets = ["{self.subnet}"]\nsecurity_groups = ["{self.security_group}"]\n'
                 f'poll_interval = "0.3s"\n\n'
                 f'[batch]\npoll_interval = "0.3s"\n\n[batch.queues]\n{queues}\n')

@@ -18,10 +18,11 @@ def slack():
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory):
-    """moto_server with Batch, ECS, S3 and logs, the definitions of dags/specs deployed; this process's
-    environment points at it (it is the deploy CLI and the backend-level tests' Airflow side)."""
-    stand_in = AwsStandIn().start()
+def aws(tmp_path_factory, docker_client, worker_image):
+    """moto_server with Batch, ECS, S3 and logs, the definitions of dags/specs deployed, every job run as a
+    container of `worker_image`; this process's environment points at it (it is the deploy CLI and the
+    backend-level tests' Airflow side)."""
+    stand_in = AwsStandIn(docker_client, worker_image).start()
     settings = tmp_path_factory.mktemp("settings") / "mlbatch.toml"
     settings.write_text(stand_in.settings_text())
     stand_in.settings_file = settings

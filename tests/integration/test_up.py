@@ -26,9 +26,9 @@ SECRETS = {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMIK7MDENGbPxRfiCYzSTACKKEY", "ML
 
 
 @pytest.fixture(scope="module")
-def stand_in():
+def stand_in(docker_client, worker_image):
     """The local AWS stand-in; artifacts live on its S3, so local and Batch steps share one root."""
-    aws = AwsStandIn().start()
+    aws = AwsStandIn(docker_client, worker_image).start()
     try:
         yield aws
     finally:

@@ -138,7 +138,6 @@ def test_env_example_documents_exactly_the_variables_compose_interpolates():
 def test_compose_has_the_airflow_stack(compose):
     services = compose["services"]
     assert {"postgres", "airflow-init", *AIRFLOW_SERVICES} <= set(services)
-    assert services["api-server"]["ports"] == ["8080:8080"]
     for name in AIRFLOW_SERVICES:
         service = services[name]
         env = service["environment"]
@@ -169,10 +168,97 @@ def test_init_migrates_and_creates_the_pool_and_the_admin_user(compose):
 
 
 def test_compose_pins_the_airflow_version_of_requirements():
-    compose = (PROJECT / "docker-compose.yaml").read_text()
     pinned = next(line for line in (PROJECT / "requirements.txt").read_text().splitlines()
                   if line.startswith("apache-airflow=="))
-    assert f"apache/airflow:{pinned.split('==')[1]}" in compose
+    image = f"apache/airflow:{pinned.split('==')[1]}-python3.11"
+    assert image in (PROJECT / "docker-compose.yaml").read_text()
+    assert f"ARG AIRFLOW_IMAGE={image}" in (PROJECT / "deploy/compose/Dockerfile.airflow").read_text()
+
+
+# -- the compose stack as compose itself resolves it (the pinned Compose v2 binary, no engine needed) --
+
+def resolved(tmp_path: Path, **dotenv: str) -> subprocess.CompletedProcess:
+    """`docker-compose config --format json` of the project's compose file with `dotenv` as its .env."""
+    from tests.integration.compose_stack import compose_binary
+
+    (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in dotenv.items()))
+    return subprocess.run([str(compose_binary()), "--file", str(PROJECT / "docker-compose.yaml"),
+                           "--project-directory", str(tmp_path), "config", "--format", "json"],
+                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+
+
+REQUIRED = {"AIRFLOW_JWT_SECRET": "0" * 64, "MLBATCH_ARTIFACTS_DIR": "/srv/mlbatch/artifacts"}
+
+
+@pytest.fixture
+def stack(tmp_path) -> dict:
+    done = resolved(tmp_path, **REQUIRED)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_compose_uses_the_host_network_only(stack):
+    for name, service in stack["services"].items():
+        assert service.get("network_mode") == "host", name  # never Docker's bridge network
+        assert "ports" not in service and "networks" not in service, name
+    assert stack["services"]["postgres"]["command"] == ["postgres", "-c", "listen_addresses=127.0.0.1"]
+
+
+def test_local_mode_starts_each_step_as_a_container_through_the_host_socket(stack):
+    for name in ("airflow-init", *AIRFLOW_SERVICES):
+        service = stack["services"][name]
+        env = service["environment"]
+        assert env["MLBATCH_BACKEND"] == "docker", name
+        assert env["MLBATCH_ARTIFACTS"] == "/srv/mlbatch/artifacts"
+        binds = {volume["source"]: volume["target"] for volume in service["volumes"] if volume["type"] == "bind"}
+        # the host's engine mounts the folder by the path the scheduler names: the same on both sides
+        assert binds["/srv/mlbatch/artifacts"] == "/srv/mlbatch/artifacts"
+        assert binds["/var/run/docker.sock"] == "/var/run/docker.sock"
+    assert stack["services"]["scheduler"]["group_add"] == ["0"]  # DOCKER_GID, empty: root's group
+
+
+def test_ports_come_from_env_and_every_service_agrees_on_them(tmp_path):
+    done = resolved(tmp_path, **REQUIRED, AIRFLOW_API_PORT="18080", POSTGRES_PORT="15432",
+                    AIRFLOW_SCHEDULER_HEALTH_PORT="18974", DOCKER_GID="998")
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    env = services["scheduler"]["environment"]
+    assert env["AIRFLOW__API__PORT"] == "18080"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    assert "@127.0.0.1:15432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert services["postgres"]["environment"]["PGPORT"] == "15432"
+    assert "http://127.0.0.1:18080/api/v2/version" in services["api-server"]["healthcheck"]["test"]
+    assert "http://127.0.0.1:18974/health" in services["scheduler"]["healthcheck"]["test"]
+    assert services["scheduler"]["group_add"] == ["998"]
+
+
+def test_compose_refuses_to_start_without_an_artifact_folder(tmp_path):
+    done = resolved(tmp_path, AIRFLOW_JWT_SECRET="0" * 64)
+    assert done.returncode != 0 and "set MLBATCH_ARTIFACTS_DIR in .env" in done.stderr
+
+
+def test_compose_images_take_their_bases_and_package_sources_as_build_arguments(stack, tmp_path):
+    build = stack["services"]["scheduler"]["build"]
+    assert build["dockerfile"] == "deploy/compose/Dockerfile.airflow" and build["network"] == "host"
+    dockerfile = (PROJECT / build["dockerfile"]).read_text()
+    declared = dict(re.findall(r"^ARG (\w+)=(.*)$", dockerfile, re.MULTILINE))
+    assert build["args"] == {name: declared[name] for name in build["args"]}  # the production defaults
+    assert stack["services"]["postgres"]["image"] == "postgres:16"
+    offline = resolved(tmp_path, **REQUIRED, AIRFLOW_IMAGE="mlbatch-compose-airflow-base:x", TORCH_INDEX_URL="",
+                       FIND_LINKS="/tmp/wheels", POSTGRES_IMAGE="mlbatch-compose-postgres:x")
+    services = json.loads(offline.stdout)["services"]
+    assert services["scheduler"]["build"]["args"] == {
+        "AIRFLOW_IMAGE": "mlbatch-compose-airflow-base:x", "PIP_INDEX_URL": "https://pypi.org/simple",
+        "TORCH_INDEX_URL": "", "FIND_LINKS": "/tmp/wheels"}
+    assert services["postgres"]["image"] == "mlbatch-compose-postgres:x"
+
+
+@pytest.mark.parametrize("dockerfile", ["deploy/compose/Dockerfile.airflow", "deploy/compose/offline/Dockerfile.airflow-base",
+                                        "deploy/compose/offline/Dockerfile.postgres"])
+def test_compose_dockerfiles_pass_hadolint(dockerfile):
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    proc = subprocess.run([hadolint, str(PROJECT / dockerfile)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- Dockerfile.worker --------------------------------------------------------------------------
@@ -226,11 +312,24 @@ def test_gpu_variant_runs_on_the_cuda_runtime_of_its_torch_build():
     cuda_image = global_args()["CUDA_IMAGE"]
     match = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-runtime-ubuntu[\d.]+", cuda_image)
     assert match, cuda_image
-    install = next(args for name, args in stages()[0] if name == "RUN" and "download.pytorch.org" in args)
+    build = stages()[0]
+    assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl") in build  # the production default
+    install = next(args for name, args in build if name == "RUN" and "$TORCH_INDEX_URL/$torch_index" in args)
     assert f"torch_index=cu{match[1]}{match[2]}" in install  # cu130 wheels on CUDA 13.0
     pins = dict(line.split("==") for line in (PROJECT / "requirements-worker.txt").read_text().splitlines()
                 if line and not line.startswith("#"))
     assert pins["torch"] == "2.13.0"  # the version whose CUDA build that is: change both together
+
+
+def test_worker_image_builds_for_production_unless_build_arguments_say_otherwise():
+    """The offline build (tests/containers/images.py) changes only build arguments; their defaults are production's."""
+    assert global_args()["BUILD_IMAGE"].startswith("python:3.11") and global_args()["CPU_IMAGE"].startswith("debian:12")
+    build = dict(args.partition("=")[::2] for name, args in stages()[0] if name == "ARG")
+    assert build["PYTHON_SOURCE"] == "uv" and build["PIP_INDEX_URL"] == "https://pypi.org/simple"
+    assert build["FIND_LINKS"] == ""  # no local wheels unless asked
+    from tests.containers.images import build_args
+
+    assert set(build_args("base")) <= set(global_args()) | set(build) | {"GIT_SHA"}  # every one is declared
 
 
 def test_worker_image_runs_as_an_unprivileged_user_and_is_labelled_with_the_git_sha():

@@ -1,6 +1,7 @@
 """Backends: where a step's workers run. Each takes the same `mlbatch.backends.jobs.JobRequest`.
 
 - local: every shard as its own capped OS process on this machine (the embedded default).
+- docker: every shard as a container of the worker image on one Docker host: mlbatch.backends.docker.
 - batch: AWS Batch jobs / array jobs (GPU queues, spot): mlbatch.backends.aws_batch.
 - ecs: Amazon ECS tasks (Fargate, Fargate Spot, EC2 GPU): mlbatch.backends.ecs.
 
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlbatch.backends.protocols import Backend
 
-KNOWN_BACKENDS = ("local", "batch", "ecs")
+KNOWN_BACKENDS = ("local", "docker", "batch", "ecs")
 
 
 class UnknownBackendError(ValueError):
@@ -21,12 +22,16 @@ class UnknownBackendError(ValueError):
 
 
 def get_backend(name: str, **options: Any) -> Backend:
-    """A backend instance by its spec name ('local', 'batch', 'ecs'); options go to its constructor."""
+    """A backend instance by its spec name ('local', 'docker', 'batch', 'ecs'); options go to its constructor."""
     key = name.strip().lower()
     if key == "local":
         from mlbatch.backends.local import LocalBackend
 
         return LocalBackend(**options)
+    if key == "docker":
+        from mlbatch.backends.docker import DockerBackend
+
+        return DockerBackend(**options)
     if key == "batch":
         from mlbatch.backends.aws_batch.backend import AwsBatchBackend
 

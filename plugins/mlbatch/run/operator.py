@@ -104,7 +104,7 @@ class StepOperator(BaseOperator):
         remote = isinstance(backend, RemoteBackend)
         request = job_request(self.step, self.batch_id, step_try, upstream=upstream, artifacts=artifact_root(),
                               run_id=self._run_id, try_number=context["ti"].try_number, owner=str(self.owner),
-                              remote=remote)
+                              in_container=self.step.backend != "local")
         if remote:
             result = self._run_remote(backend, request, step_try)
         else:

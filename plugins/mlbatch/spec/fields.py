@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from mlbatch.spec.checks import SpecValueError, did_you_mean
 from mlbatch.spec.units import parse_duration, parse_memory
 
-Backend = Literal["local", "batch", "ecs"]
+Backend = Literal["local", "docker", "batch", "ecs"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 QueueRole = Literal["cpu", "gpu", "cpu-spot", "gpu-spot"]  # a job queue by role, named in the settings
 QUEUE_ROLES: tuple[str, ...] = get_args(QueueRole)

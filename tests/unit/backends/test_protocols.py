@@ -12,10 +12,11 @@ REMOTE = {"batch", "ecs"}
 @pytest.mark.parametrize("name", KNOWN_BACKENDS)
 def test_each_backend_has_one_shape(name: str) -> None:
     from mlbatch.backends.aws_batch.backend import AwsBatchBackend
+    from mlbatch.backends.docker import DockerBackend
     from mlbatch.backends.ecs.backend import EcsBackend
     from mlbatch.backends.local import LocalBackend
 
-    classes = {"local": LocalBackend, "batch": AwsBatchBackend, "ecs": EcsBackend}
+    classes = {"local": LocalBackend, "docker": DockerBackend, "batch": AwsBatchBackend, "ecs": EcsBackend}
     cls = classes[name]
     members = {m for m in dir(cls) if not m.startswith("_")}
     assert {"run", "cancel"} <= members

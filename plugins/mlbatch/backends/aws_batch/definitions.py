@@ -20,7 +20,7 @@ def definition(image: str, settings: Settings, tag: str | None = None) -> Defini
     resolved = resolve_image(image, settings, tag)
     container: dict[str, Any] = {
         "image": resolved,
-        "command": ["python", "-m", "workers", "list"],  # every submission overrides it
+        "command": ["list"],  # after the image's ENTRYPOINT; every submission overrides it
         "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
         "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": settings.batch.log_group}},
     }

@@ -32,7 +32,7 @@ def definition(image: str, settings: Settings, tag: str | None = None) -> Defini
         "containerDefinitions": [{
             "name": CONTAINER, "image": resolved, "essential": True,
             "memoryReservation": 256,  # a soft floor only: the hard limit is the task's size, set per task
-            "command": ["python", "-m", "workers", "list"],  # every task overrides it
+            "command": ["list"],  # after the image's ENTRYPOINT; every task overrides it
             "logConfiguration": {"logDriver": "awslogs", "options": options},
         }],
     }

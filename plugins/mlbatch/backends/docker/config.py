@@ -1,0 +1,127 @@
+"""What one shard's container looks like: pure functions from a JobRequest to Docker's create arguments.
+
+Nothing here talks to the engine, so every rule (limits, env, labels, the artifact mount, the
+user) is unit-tested without one. The keyword arguments are those of the Docker SDK's
+`client.containers.create()`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mlbatch.backends.jobs import JobRequest
+from mlbatch.backends.local import worker_env
+
+LABEL_PREFIX = "mlbatch."
+IDENTITY_LABEL = "mlbatch.identity"
+SHARD_LABEL = "mlbatch.shard"
+NAME_LABEL = "mlbatch.name"
+# the request's tags (dag, step, run, try, key, owner) each become mlbatch.<tag>
+_NANO = 1_000_000_000
+_MIB = 1024 * 1024
+# HOME of a container that runs as a uid the image does not know: somewhere it can write its caches
+_FOREIGN_USER_HOME = "/tmp"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the container config depends on besides the request: read once per run."""
+
+    cpus: int  # CPUs of the Docker host: a --cpus above it is refused by the engine
+    network: str = "host"  # "host" or "none" (never the bridge network)
+    pull: bool = False  # pull an image the host lacks ([docker] pull)
+    passed_env: Mapping[str, str] = field(default_factory=dict)  # the [docker] pass_env values
+
+
+def local_artifact_dir(root: str) -> Path | None:
+    """The host directory of a local artifact root (a path or file://), None for an object store."""
+    if root.startswith("file://"):
+        return Path(root[len("file://"):])
+    if "://" in root:
+        return None
+    return Path(root)
+
+
+def owner_of(directory: Path) -> str:
+    """'uid:gid' of the directory: the user a container runs as so that what it writes there is the host user's.
+
+    The rule, documented in docs/docker-backend.md: with a local artifact root, each container runs as
+    the owner of that directory (the image's own user, uid 10001, would not be allowed to write there,
+    and files it wrote would not be the host user's to delete).
+    """
+    info = directory.stat()
+    return f"{info.st_uid}:{info.st_gid}"
+
+
+def container_env(request: JobRequest, index: int, passed_env: Mapping[str, str] = ()) -> dict[str, str]:
+    """The shard's environment: thread caps, request.env and the shard identity, as the local backend gives.
+
+    Unlike a local process a container inherits nothing of the task's environment (its PATH,
+    PYTHONPATH or Airflow's secrets mean nothing inside the image); only [docker] pass_env names pass.
+    """
+    return worker_env(request, index, base=dict(passed_env))
+
+
+def container_labels(request: JobRequest, index: int) -> dict[str, str]:
+    """Labels that find this shard's container again: identity + shard, plus the request's tags for people."""
+    labels = {f"{LABEL_PREFIX}{key}": value for key, value in request.tags.items()}
+    labels.update({IDENTITY_LABEL: request.identity, SHARD_LABEL: str(index), NAME_LABEL: request.name})
+    return labels
+
+
+def container_name(request: JobRequest, index: int) -> str | None:
+    """A name unique per identity and shard, so the engine itself refuses a duplicate; None without identity."""
+    if not request.identity:
+        return None
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.name).strip(".-")[:80] or "step"
+    return f"mlbatch-{base}-{request.identity[:16]}-s{index}"
+
+
+def identity_filter(identity: str, index: int | None = None) -> dict[str, Any]:
+    """Docker's `filters` for the containers of an identity (and one shard of it)."""
+    labels = [f"{IDENTITY_LABEL}={identity}"]
+    if index is not None:
+        labels.append(f"{SHARD_LABEL}={index}")
+    return {"label": labels}
+
+
+def container_kwargs(request: JobRequest, index: int, host: HostFacts) -> dict[str, Any]:
+    """Keyword arguments of `containers.create()` for shard `index` (device requests added by the caller)."""
+    cpus = min(request.vcpu, float(host.cpus))
+    memory = request.memory_mib * _MIB
+    kwargs: dict[str, Any] = {
+        "image": request.image,
+        "command": list(request.command),
+        "environment": container_env(request, index, host.passed_env),
+        "labels": container_labels(request, index),
+        "nano_cpus": int(cpus * _NANO),
+        "mem_limit": memory,
+        "memswap_limit": memory,  # equal to mem_limit: no swap, the kernel kills at the budget
+        "network_mode": host.network,
+        "init": True,  # a real PID 1: SIGTERM reaches the worker and zombies are reaped
+        "detach": True,
+        "stdin_open": False,
+    }
+    if request.entrypoint is not None:
+        kwargs["entrypoint"] = list(request.entrypoint)
+    if name := container_name(request, index):
+        kwargs["name"] = name
+    artifacts = local_artifact_dir(request.env.get("MLBATCH_ARTIFACTS", ""))
+    if artifacts is not None and str(artifacts):
+        path = str(artifacts.resolve())
+        # same path on both sides: a URI in a manifest means the same file to the worker and the operator
+        kwargs["volumes"] = {path: {"bind": path, "mode": "rw"}}
+        kwargs["user"] = owner_of(artifacts)
+        kwargs["environment"].setdefault("HOME", _FOREIGN_USER_HOME)
+        if not artifacts.is_absolute():  # a relative root means the same directory from the same cwd
+            kwargs["working_dir"] = str(Path.cwd())
+    return kwargs
+
+
+def passed_environment(names: list[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The values of the [docker] pass_env names that are set in this process's environment."""
+    source = os.environ if environ is None else environ
+    return {name: source[name] for name in names if name in source}
