@@ -170,7 +170,7 @@ def test_init_migrates_and_creates_the_pool_and_the_admin_user(compose):
 
 def test_compose_pins_the_airflow_version_of_requirements():
     compose = (PROJECT / "docker-compose.yaml").read_text()
-    pinned = next(line for line in (PROJECT / "requirements.txt").read_text().splitlines()
+    pinned = next(line for line in (PROJECT / "requirements-airflow.txt").read_text().splitlines()
                   if line.startswith("apache-airflow=="))
     assert f"apache/airflow:{pinned.split('==')[1]}" in compose
 

@@ -1,4 +1,4 @@
-"""`python -m mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080.
+"""`mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080.
 
 Runs `airflow standalone` in its own process group so that Ctrl-C stops all of it.
 """
@@ -39,7 +39,10 @@ def main(port: int = 8080) -> int:
     # was inherited as ignored (background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, _stop_on)
     signal.signal(signal.SIGTERM, _stop_on)
+    from mlbatch.cli.airflow_home import prepare
+
     home = Path(os.environ["AIRFLOW_HOME"])
+    prepare(home)
     env = dict(os.environ)
     env.setdefault("AIRFLOW__API__PORT", str(port))
     env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")

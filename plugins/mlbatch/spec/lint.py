@@ -32,10 +32,15 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
 
 def lint_paths(paths: Iterable[Path], cpu_count: int | None = None) -> list[Problem]:
     """Every problem of the spec files under `paths`, warnings included (see Problem.severity)."""
+    return lint_specs(paths, cpu_count)[1]
+
+
+def lint_specs(paths: Iterable[Path], cpu_count: int | None = None) -> tuple[list[Path], list[Problem]]:
+    """The spec files under `paths` and every problem of them: what `mlbatch lint` prints."""
     files, problems = expand_paths(Path(p) for p in paths)
     for file in files:
         problems += lint_file(file, cpu_count)
-    return problems + orphan_problems(files)
+    return files, problems + orphan_problems(files)
 
 
 def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
