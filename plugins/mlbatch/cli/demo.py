@@ -27,9 +27,15 @@ def run_dag(dag_id: str, log_dir: Path) -> tuple[int, Path]:
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in proc.stdout:
             log.write(line)
-            if _PROGRESS.search(line):
-                print("   ", _strip_log_prefix(line), flush=True)
+            shown = progress_line(line)
+            if shown is not None:
+                print("   ", shown, flush=True)
         return proc.wait(), log_path
+
+
+def progress_line(line: str) -> str | None:
+    """The part of a run's log line worth showing live, whole (a failure reason is never cut); None to skip it."""
+    return _strip_log_prefix(line) if _PROGRESS.search(line) else None
 
 
 def _strip_log_prefix(line: str) -> str:

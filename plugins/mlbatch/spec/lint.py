@@ -10,6 +10,7 @@ from mlbatch.spec.loader import check_spec, spec_files
 from mlbatch.spec.models import BatchSpec
 from mlbatch.spec.orphans import orphan_problems
 from mlbatch.spec.problems import Problem, problem_at
+from mlbatch.spec.sources import source_issues
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
@@ -54,7 +55,10 @@ def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
         except ValueError:
             warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
         warnings += alert_connection_warnings(check.spec) + oom_growth_warnings(check.spec)
-        problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in warnings]
+        source_errors, source_warnings = source_issues(check.spec)
+        problems += [problem_at(str(path), issue, check.root) for issue in source_errors]
+        problems += [problem_at(str(path), issue, check.root, severity="warning")
+                     for issue in warnings + source_warnings]
     return sorted(problems, key=lambda problem: problem.line or 0)
 
 
