@@ -31,6 +31,8 @@ class WorkerInfo:
     # a data worker: the task of the table it writes, fixed or read from this param
     makes_task: str | None = None
     task_param: str | None = None
+    # "module:function" of the step's own metrics, computed from every shard manifest at commit
+    step_metrics: str | None = None
 
     def reported(self, task: str | None = None) -> tuple[str, ...]:
         """The metrics a step of this worker reports on a table of `task` (None: of any task)."""
@@ -45,8 +47,19 @@ class WorkerInfo:
         return given if isinstance(given, str) else self.params.model_fields[self.task_param].default
 
     def load(self) -> Callable:
-        module_name, func_name = self.target.split(":")
-        return getattr(importlib.import_module(module_name), func_name)
+        return _resolve(self.target)
+
+    def combined_metrics(self, shards: list[dict[str, Any]]) -> dict[str, Any]:
+        """The step's metrics from its shards' manifests (see step_metrics); none without a combiner."""
+        return _resolve(self.step_metrics)(shards) if self.step_metrics else {}
+
+
+def _resolve(target: str) -> Callable:
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+OOF = "workers.tabular.oof:step_metrics"
 
 
 WORKERS: dict[str, WorkerInfo] = {
@@ -60,11 +73,11 @@ WORKERS: dict[str, WorkerInfo] = {
                    makes_task=BINARY),
         WorkerInfo("train.gbdt", "workers.tabular.train:gbdt", p.TrainParams,
                    "Gradient boosting (native categoricals) on any table schema; one cross-validation fold per shard",
-                   tracked=True, task_metrics=BOTH_TASKS),
+                   ("folds",), tracked=True, task_metrics=BOTH_TASKS, step_metrics=OOF),
         WorkerInfo("train.mlp", "workers.tabular.mlp:mlp", p.MLPParams,
                    "Torch MLP (standardised numerics, categorical embeddings, early stopping, TensorBoard "
                    "curves); one cross-validation fold per shard, GPU when asked for and present",
-                   ("best_epoch",), tracked=True, task_metrics=BOTH_TASKS),
+                   ("best_epoch", "folds"), tracked=True, task_metrics=BOTH_TASKS, step_metrics=OOF),
         WorkerInfo("ensemble.average", "workers.tabular.ensemble:average", p.EnsembleParams,
                    "Average the fold models; report out-of-fold AUC and log loss (regression: RMSE, MAE)",
                    ("folds",), tracked=True, task_metrics=BOTH_TASKS),

@@ -116,11 +116,12 @@ def _log_files(mlflow: Any, run_id: str, record: StepRecord) -> list[str]:
                 remote.append(uri)
                 continue
             if path is None:  # a remote plot: small, fetched to log it under its own name
-                from workers.artifacts import read_bytes
+                import fsspec
 
                 fetched = Path(tmp, str(i), uri.rsplit("/", 1)[-1])
                 fetched.parent.mkdir()
-                fetched.write_bytes(read_bytes(uri))
+                with fsspec.open(uri, "rb") as remote:
+                    fetched.write_bytes(remote.read())
                 path = str(fetched)
             mlflow.log_artifact(run_id, path, folder)
     return remote

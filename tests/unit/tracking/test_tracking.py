@@ -206,3 +206,27 @@ def test_store_lock_serialises_sqlite_writers(tmp_path):
     with store_lock(uri, "a"):
         assert Path(f"{tmp_path}/mlflow/mlflow.db.lock").exists()
     assert not Path(f"{tmp_path}/mlflow/mlflow.db.lock").exists()
+
+
+def test_overall_metrics_and_task_come_from_the_manifest_alone():
+    """No out-of-fold file is read (these do not exist): the worker committed the metrics over every fold."""
+    shards = [{"shard_index": i, "metrics": {"rmse": 50.0 + i}, "outputs": {"oof": f"/nowhere/shard-{i}/oof.parquet"}}
+              for i in range(2)]
+    manifest = {"task": "regression", "metrics": {"rmse": 50.7, "mae": 40.1, "folds": 2}, "shards": shards}
+    record = StepRecord("diabetes", RUN, "gbdt", "train.gbdt", "k", manifest)
+    assert record.overall_metrics() == {"rmse": 50.7, "mae": 40.1, "folds": 2.0, "mean_fold_rmse": 50.5}
+    assert record.tags()["mlbatch.task"] == "regression"
+
+
+def test_tracking_imports_no_worker_code():
+    import ast
+
+    package = Path(__file__).resolve().parents[3] / "plugins" / "mlbatch" / "tracking"
+    imported = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert not {name for name in imported if name.split(".")[0] in ("workers", "pandas", "numpy", "sklearn")}

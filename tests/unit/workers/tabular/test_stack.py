@@ -235,3 +235,16 @@ def test_a_binary_and_a_regression_model_are_not_stacked_together(steps, regress
     with pytest.raises(BadInput, match=r"one task, but its inputs differ: 'clf' \(binary\), 'reg' \(regression\)"):
         run(StepRequest("ensemble.stack", {}, {"clf": steps["deep"], "reg": regression_steps["deep"]},
                         str(tmp_path / "stack")))
+
+
+def test_a_fold_per_shard_step_commits_its_out_of_fold_metrics_over_every_fold_and_its_task(steps, regression_steps):
+    from sklearn.metrics import root_mean_squared_error
+
+    binary = artifacts.read_step_manifest(steps["deep"])
+    oof = _oof(steps["deep"])
+    assert binary["task"] == "binary" and binary["metrics"]["folds"] == 3
+    assert binary["metrics"]["auc"] == pytest.approx(roc_auc_score(oof["y"], oof["pred"]))
+    regression = artifacts.read_step_manifest(regression_steps["deep"])
+    oof = _oof(regression_steps["deep"])
+    assert regression["task"] == "regression" and "auc" not in regression["metrics"]
+    assert regression["metrics"]["rmse"] == pytest.approx(root_mean_squared_error(oof["y"], oof["pred"]))
