@@ -26,6 +26,7 @@ def prepare(home: Path | None = None) -> None:
     from mlbatch.spec.lint import local_cpu_count
 
     home = home or Path(os.environ["AIRFLOW_HOME"])
+    _prepare_tracking()
     marker = home / READY
     if marker.is_file() and marker.read_text() == airflow_version:
         return
@@ -44,3 +45,13 @@ def _run(command: list[str], log_path: Path) -> None:
     if done.returncode != 0:
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-20:])
         raise RuntimeError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}); log {log_path}:\n{tail}")
+
+
+def _prepare_tracking() -> None:
+    """The default MLflow store's tables, created once here rather than by the first model step."""
+    from mlbatch.run.paths import artifact_root
+    from mlbatch.settings import load_settings
+    from mlbatch.tracking.steps import prepare_store
+
+    if load_settings().tracking.mlflow:  # MLBATCH_TRACKING_MLFLOW=false turns it off
+        prepare_store(artifact_root())
