@@ -42,16 +42,17 @@ def missing_source(source: str) -> str:
     import fsspec
 
     message = f"source {source} does not exist"
+    shown = source.rsplit("/", 1)[0] if "/" in source else "."  # the folder as the user wrote it
     try:
         fs, path = fsspec.core.url_to_fs(source)
         folder, name = path.rsplit("/", 1) if "/" in path else ("", path)
         if folder and not fs.isdir(folder):
-            return f"{message}, nor does its folder {folder}"
+            return f"{message}, nor does its folder {shown}"
         names = [entry.rsplit("/", 1)[-1] for entry in fs.ls(folder or ".", detail=False)]
     except Exception:  # noqa: BLE001 - the folder cannot be listed: the plain message is all there is
         return message
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     if close:
-        return f"{message}; did you mean {' or '.join(repr(c) for c in close)} (in {folder or '.'})?"
+        return f"{message}; did you mean {' or '.join(repr(c) for c in close)} (in {shown})?"
     tables = sorted(n for n in names if is_table(n))[:10]
-    return f"{message}; tables in {folder or '.'}: {', '.join(tables) if tables else 'none'}"
+    return f"{message}; tables in {shown}: {', '.join(tables) if tables else 'none'}"

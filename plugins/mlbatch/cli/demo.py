@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mlbatch.cli.airflow_home import airflow_command
+from mlbatch.cli.project import find_root
 
 # Lines of the run worth showing live; the full log goes to a file.
 _PROGRESS = re.compile(r"step \w+: cache key|=== mlbatch step failed|class: |reason: |cache hit|MLflow: |could not be found")
@@ -23,8 +24,9 @@ def run_dag(dag_id: str, log_dir: Path) -> tuple[int, Path]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{dag_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.log"
     with open(log_path, "w") as log:
+        # from the project root: a relative path in a spec (a source) means the same from any folder
         proc = subprocess.Popen([airflow_command(), "dags", "test", dag_id], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=find_root())
         for line in proc.stdout:
             log.write(line)
             shown = progress_line(line)

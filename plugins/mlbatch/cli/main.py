@@ -44,9 +44,14 @@ def run_lint(args: argparse.Namespace) -> int:
 
 
 def _in_project(path: Path) -> Path:
-    """The default paths are the project's, wherever the command runs; a path the user gave stays as given."""
+    """The default paths are the project's, wherever the command runs (shown relative to the working
+    directory, as a user would type them); a path the user gave stays as given."""
+    import os
+
     root = project.find_root()
-    return root / path if root is not None and path in (DEFAULT_SPECS_DIR, DEFAULT_DAGS_DIR) else path
+    if root is None or path not in (DEFAULT_SPECS_DIR, DEFAULT_DAGS_DIR):
+        return path
+    return Path(os.path.relpath(root / path))
 
 
 def add_new_arguments(parser: argparse.ArgumentParser) -> None:

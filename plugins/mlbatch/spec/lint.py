@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from mlbatch.cli.project import find_root
 from mlbatch.spec.checks import Issue
 from mlbatch.spec.loader import check_spec, spec_files
 from mlbatch.spec.models import BatchSpec
@@ -55,7 +56,7 @@ def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
         except ValueError:
             warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
         warnings += alert_connection_warnings(check.spec) + oom_growth_warnings(check.spec)
-        source_errors, source_warnings = source_issues(check.spec)
+        source_errors, source_warnings = source_issues(check.spec, find_root(path.parent))
         problems += [problem_at(str(path), issue, check.root) for issue in source_errors]
         problems += [problem_at(str(path), issue, check.root, severity="warning")
                      for issue in warnings + source_warnings]

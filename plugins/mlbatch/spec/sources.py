@@ -1,10 +1,12 @@
 """Lint of a data step's source: the file exists, and its label, id and columns are in its header.
 
 Only `mlbatch lint` calls this, never the DAG loader: reading a file (maybe over the network)
-has no place in DAG parsing. A CSV costs its first line, a Parquet file its footer.
+has no place in DAG parsing. A CSV costs its first line, a Parquet file its footer. A relative
+path is relative to the project root, where `mlbatch demo` runs the batches.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlbatch.spec.checks import Issue, did_you_mean
@@ -13,8 +15,9 @@ from mlbatch.spec.models import BatchSpec
 SOURCE_WORKERS = ("table.load",)  # workers whose params name a table source, a label and columns
 
 
-def source_issues(spec: BatchSpec) -> tuple[list[Issue], list[Issue]]:
-    """(errors, warnings) of every data step's source; a source that cannot be read is a warning."""
+def source_issues(spec: BatchSpec, base: Path | None = None) -> tuple[list[Issue], list[Issue]]:
+    """(errors, warnings) of every data step's source; a source that cannot be read is a warning.
+    `base`: the folder a relative path is relative to (default: the working directory)."""
     from workers.tabular.source import header, is_table, missing_source
 
     errors: list[Issue] = []
@@ -24,10 +27,12 @@ def source_issues(spec: BatchSpec) -> tuple[list[Issue], list[Issue]]:
         if step.run not in SOURCE_WORKERS or not isinstance(source, str) or not is_table(source):
             continue
         where = ("steps", name, "params", "source")
+        located = str(base / source) if base is not None and "://" not in source and not Path(source).is_absolute() \
+            else source
         try:
-            columns = header(source)
+            columns = header(located)
         except FileNotFoundError:
-            errors.append(Issue(where, missing_source(source), "point params.source at the table's file or URI"))
+            errors.append(Issue(where, missing_source(located), "point params.source at the table's file or URI"))
             continue
         except Exception as error:  # noqa: BLE001 - unreachable store, no credentials: the run will say more
             warnings.append(Issue(where, f"could not read the header of {source} ({type(error).__name__}: {error}); "
