@@ -11,8 +11,11 @@ READY = ".mlbatch-db-ready"  # written after a successful migration, holding the
 
 
 def airflow_command() -> str:
-    """The `airflow` of this interpreter's environment (not whichever is first on PATH)."""
-    return str(Path(sys.executable).with_name("airflow"))
+    """The `airflow` of this interpreter's environment, else the first on PATH (a user install)."""
+    import shutil
+
+    beside = Path(sys.executable).with_name("airflow")
+    return str(beside) if beside.exists() else shutil.which("airflow") or str(beside)
 
 
 def prepare(home: Path | None = None) -> None:

@@ -195,7 +195,9 @@ def run_airflow(args: argparse.Namespace) -> int:
     """Airflow's own command line with the project's settings (what `mlbatch` itself uses)."""
     import os
 
-    airflow = str(Path(sys.executable).with_name("airflow"))
+    from mlbatch.cli.airflow_home import airflow_command
+
+    airflow = airflow_command()
     os.execv(airflow, [airflow, *args.airflow_args])
     return 1  # not reached: execv replaces this process
 

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -39,7 +38,7 @@ def main(port: int = 8080) -> int:
     # was inherited as ignored (background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, _stop_on)
     signal.signal(signal.SIGTERM, _stop_on)
-    from mlbatch.cli.airflow_home import prepare
+    from mlbatch.cli.airflow_home import airflow_command, prepare
 
     home = Path(os.environ["AIRFLOW_HOME"])
     prepare(home)
@@ -49,9 +48,9 @@ def main(port: int = 8080) -> int:
     # Tasks reach the API server through this URL: it must follow the port.
     env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/")
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    # standalone starts its parts as `airflow ...` from PATH: the venv's must come first.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    airflow = airflow_command()
+    # standalone starts its parts as `airflow ...` from PATH: the one it is must come first.
+    env["PATH"] = os.pathsep.join([str(Path(airflow).parent), env.get("PATH", "")])
     proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True,
                             stdout=open(home / "standalone.log", "a"), stderr=subprocess.STDOUT)
     print(f"Starting Airflow (log: {home / 'standalone.log'}) ...", flush=True)
