@@ -39,6 +39,7 @@ def main(port: int = 8080) -> int:
     signal.signal(signal.SIGINT, _stop_on)
     signal.signal(signal.SIGTERM, _stop_on)
     from mlbatch.cli.airflow_home import airflow_command, prepare
+    from mlbatch.cli.project import find_root
 
     home = Path(os.environ["AIRFLOW_HOME"])
     prepare(home)
@@ -51,7 +52,8 @@ def main(port: int = 8080) -> int:
     airflow = airflow_command()
     # standalone starts its parts as `airflow ...` from PATH: the one it is must come first.
     env["PATH"] = os.pathsep.join([str(Path(airflow).parent), env.get("PATH", "")])
-    proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True,
+    # from the project root, like `mlbatch demo`: a relative path in a spec means the same in both
+    proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True, cwd=find_root(),
                             stdout=open(home / "standalone.log", "a"), stderr=subprocess.STDOUT)
     print(f"Starting Airflow (log: {home / 'standalone.log'}) ...", flush=True)
     try:
