@@ -54,7 +54,9 @@ def _list() -> int:
     width = max(len(name) for name in WORKERS)
     for name, info in sorted(WORKERS.items()):
         params = ", ".join(info.params.model_fields) or "-"
-        metrics = f"; metrics: {', '.join(info.metrics)}" if info.metrics else ""
+        by_task = "; ".join(f"{task}: {', '.join(info.reported(task))}" for task in info.task_metrics)
+        reported = by_task or ", ".join(info.metrics)
+        metrics = f"; metrics ({reported})" if by_task else (f"; metrics: {reported}" if reported else "")
         print(f"{name:<{width}}  {info.summary}  [params: {params}{metrics}]")
     return 0
 

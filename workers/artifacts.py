@@ -245,22 +245,33 @@ def _sum_counts(manifests: list[dict[str, Any]]) -> dict[str, int | float]:
     return totals
 
 
+def _combined_metrics(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    from workers.registry import WORKERS
+
+    worker = WORKERS.get(shards[0].get("worker", "")) if shards else None
+    return worker.combined_metrics(shards) if worker is not None else {}
+
+
 def commit_step(output: str, shard_count: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Aggregate every shard manifest into {output}/manifest.json (the step's commit).
 
     Raises MissingShards if any shard has not committed. `extra` is merged in at
-    the top level; its "metrics" entry is merged into the step's metrics.
+    the top level; its "metrics" entry is merged into the step's metrics. A step of several
+    shards gets the metrics its worker combines from them (e.g. out-of-fold over every fold),
+    and the task (binary or regression) every shard names.
     """
     shards = _read_shard_manifests(output, shard_count)
     extra = dict(extra or {})
-    metrics = dict(shards[0].get("metrics", {})) if shard_count == 1 else {}
+    metrics = dict(shards[0].get("metrics", {})) if shard_count == 1 else _combined_metrics(shards)
     metrics.update(extra.pop("metrics", {}) or {})
+    tasks = {shard.get("task") for shard in shards}
     manifest = {
         "step_uri": output,
         "shard_count": shard_count,
         "counts": _sum_counts(shards),
         "metrics": metrics,
         "committed_at": _iso(datetime.now(timezone.utc)),
+        **({"task": tasks.pop()} if len(tasks) == 1 and None not in tasks else {}),
         **extra,
         "shards": shards,
     }

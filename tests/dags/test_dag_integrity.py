@@ -45,7 +45,7 @@ def test_every_asset_a_batch_waits_for_is_emitted_by_a_step_of_another_batch():
     emitted = {outlet: dag.dag_id for dag in bag.dags.values() for task in dag.tasks for outlet in task.outlets}
     awaited = {dag.dag_id: dag.timetable.asset_condition.objects
                for dag in bag.dags.values() if getattr(dag.timetable, "asset_condition", None) is not None}
-    assert [a.name for a in awaited["churn_scoring"]] == ["churn_training.ensemble"]  # scoring follows training
+    assert [a.name for a in awaited["churn_scoring"]] == ["churn_training.ensemble (output)"]  # scoring follows training
     for dag_id, assets in awaited.items():
         for asset in assets:
             assert emitted.get(asset) not in (None, dag_id), f"{dag_id} waits for {asset.name}: no other batch emits it"

@@ -48,7 +48,9 @@ def asset_events(dag_id: str, step: str) -> list[dict]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    from mlbatch.run.assets import step_asset
+
     with create_session() as session:
         query = (select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                 .where(AssetModel.name == f"{dag_id}.{step}").order_by(AssetEvent.id))
+                 .where(AssetModel.name == step_asset(dag_id, step).name).order_by(AssetEvent.id))
         return [dict(event.extra or {}) for event in session.scalars(query)]

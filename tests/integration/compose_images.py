@@ -86,7 +86,7 @@ def ensure_compose_images(client: Any, base: str, log: Callable[[str], None] = l
                           _files(f"{OFFLINE}/airflow-entrypoint.sh"), {"BASE_IMAGE": base}, log)
     wheels = {f"wheels/{wheel.name}": wheel for wheel in images.local_wheels()}
     airflow = ensure(client, "mlbatch-compose-airflow", "deploy/compose/Dockerfile.airflow",
-                     {**_files("requirements.txt", "requirements-worker.txt"), **wheels},
+                     {**_files("requirements-airflow.txt", "requirements-worker.txt"), **wheels},
                      {"AIRFLOW_IMAGE": airflow_base, "TORCH_INDEX_URL": "", "FIND_LINKS": "/tmp/wheels"}, log)
     return ComposeImages(airflow=airflow, postgres=postgres)
 

@@ -157,7 +157,7 @@ def _runs(stack, dag_id: str) -> list[dict]:
 
 def test_a_committed_model_triggers_the_scoring_batch(stack, training_run):
     [asset] = stack.api("GET", "/api/v2/assets?name_pattern=churn_training.ensemble")["assets"]
-    assert asset["uri"] == "x-mlbatch://churn_training/ensemble" and asset["group"] == "mlbatch"
+    assert asset["uri"] == "x-mlbatch://output/churn_training/ensemble" and asset["group"] == "mlbatch"
     assert [(t["dag_id"], t["task_id"]) for t in asset["producing_tasks"]] == [("churn_training", "ensemble")]
     assert [d["dag_id"] for d in asset["scheduled_dags"]] == ["churn_scoring"]  # what the UI's asset view shows
     [event] = stack.api("GET", f"/api/v2/assets/events?asset_id={asset['id']}")["asset_events"]

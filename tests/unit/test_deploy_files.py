@@ -168,7 +168,7 @@ def test_init_migrates_and_creates_the_pool_and_the_admin_user(compose):
 
 
 def test_compose_pins_the_airflow_version_of_requirements():
-    pinned = next(line for line in (PROJECT / "requirements.txt").read_text().splitlines()
+    pinned = next(line for line in (PROJECT / "requirements-airflow.txt").read_text().splitlines()
                   if line.startswith("apache-airflow=="))
     image = f"apache/airflow:{pinned.split('==')[1]}-python3.11"
     assert image in (PROJECT / "docker-compose.yaml").read_text()

@@ -29,4 +29,5 @@ def average(request: StepRequest) -> ShardResult:
         counts={"models": len(models), "oof_rows": len(oof)},
         metrics={**metrics.scores(model.task, oof["y"], oof["pred"]), "folds": len(models)},
         outputs={"model": uri},
+        extra={"task": model.task},
     )

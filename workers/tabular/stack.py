@@ -1,5 +1,8 @@
 """ensemble.stack: combine several model steps (GBDT, MLP, ...) on their out-of-fold predictions.
 
+Binary classifiers are stacked by a logistic regression on their logits (AUC, log loss);
+regressors by a linear regression with non-negative weights on their predictions (RMSE, MAE).
+
 Inputs: every upstream step with `oof` outputs is a base model (its shard i = fold i); an
 upstream data step (one with a `features` output) is optional and only feeds the
 permutation importance. Every base must have predicted the same rows in the same folds.
@@ -34,34 +37,46 @@ def stack(request: StepRequest) -> ShardResult:
     if not bases:
         raise BadInput(f"ensemble.stack needs at least one input model step with out-of-fold predictions "
                        f"('oof' outputs, e.g. train.gbdt); inputs: {', '.join(sorted(manifests)) or 'none'}")
-    oof = aligned_oof(bases)
+    models = {name: step_model(manifest) for name, manifest in bases.items()}
+    task = _common_task(models)
+    oof = aligned_oof(bases, task)
     names = list(bases)
-    y, folds, probabilities = oof["y"].to_numpy(), oof["fold"].to_numpy(), oof[names].to_numpy()
+    y, folds, predicted = oof["y"].to_numpy(), oof["fold"].to_numpy(), oof[names].to_numpy()
 
     if settings.method == "stack":
-        ensemble_oof, weights, intercept = _cross_validated_stack(probabilities, y, folds, settings.C, settings.seed)
+        fit = _cross_validated_stack if task == "binary" else _cross_validated_linear
+        ensemble_oof, weights, intercept = fit(predicted, y, folds, settings.C, settings.seed)
     else:
         weights, intercept = _average_weights(settings.weights, names), 0.0
-        ensemble_oof = probabilities @ weights
-    model = StackedModel({name: step_model(bases[name]) for name in names}, settings.method, weights, intercept)
+        ensemble_oof = predicted @ weights
+    model = StackedModel(models, settings.method, weights, intercept)
 
     predictions = {**{name: oof[name].to_numpy() for name in names}, ENSEMBLE: ensemble_oof}
-    result_metrics: dict[str, Any] = {
-        "auc": metrics.auc(y, ensemble_oof), "logloss": metrics.logloss(y, ensemble_oof),
-        "folds": int(len(np.unique(folds))), "models": len(names)}
+    result_metrics: dict[str, Any] = {**metrics.scores(task, y, ensemble_oof),
+                                      "folds": int(len(np.unique(folds))), "models": len(names)}
     for name, weight in zip(names, weights):
-        result_metrics[f"auc_{name}"] = metrics.auc(y, predictions[name])
-        result_metrics[f"logloss_{name}"] = metrics.logloss(y, predictions[name])
+        result_metrics.update({f"{metric}_{name}": value for metric, value in metrics.scores(task, y, predictions[name]).items()})
         result_metrics[f"weight_{name}"] = float(weight)
 
     outputs = {"model": artifacts.write_joblib(request.shard_path("model.joblib"), model)}
-    if settings.plots:
+    if settings.plots and task == "binary":  # ROC, calibration and the AUC drop are binary plots
         outputs.update(_write_plots(request, manifests, model, oof, predictions))
-    return ShardResult(counts={"oof_rows": len(oof), "models": len(names)}, metrics=result_metrics, outputs=outputs)
+    return ShardResult(counts={"oof_rows": len(oof), "models": len(names)}, metrics=result_metrics, outputs=outputs,
+                       extra={"task": task})
 
 
-def aligned_oof(bases: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per data-table row: `row`, `fold`, `y` and one probability column per base step.
+def _common_task(models: dict[str, Any]) -> str:
+    """The task every base model was trained for; BadInput naming the steps when they differ."""
+    tasks = {name: getattr(model, "task", "binary") for name, model in models.items()}
+    if len(set(tasks.values())) > 1:
+        listed = ", ".join(f"'{name}' ({task})" for name, task in tasks.items())
+        raise BadInput(f"ensemble.stack combines models of one task, but its inputs differ: {listed}; "
+                       "give every model step the same data step")
+    return next(iter(tasks.values()))
+
+
+def aligned_oof(bases: dict[str, dict[str, Any]], task: str = "binary") -> pd.DataFrame:
+    """One row per data-table row: `row`, `fold`, `y` and one prediction column per base step.
 
     BadInput naming both steps when two bases differ in rows, folds or labels: their
     predictions would not be comparable out of fold.
@@ -76,8 +91,9 @@ def aligned_oof(bases: dict[str, dict[str, Any]]) -> pd.DataFrame:
     combined = reference[["row", "fold", "y"]].copy()
     for name, frame in frames.items():
         combined[name] = frame["pred"].to_numpy()
-    if not combined["y"].isin([0, 1]).all():
-        raise BadInput(f"ensemble.stack combines binary classifiers, but the labels of step '{first}' are not 0/1")
+    if task == "binary" and not combined["y"].isin([0, 1]).all():
+        raise BadInput(f"ensemble.stack: the models of step '{first}' are binary classifiers, but its labels are "
+                       "not 0/1; for a numeric target give the data step task: regression")
     return combined
 
 
@@ -119,6 +135,25 @@ def _cross_validated_stack(probabilities: np.ndarray, y: np.ndarray, folds: np.n
         ensemble[test] = combiner.predict_proba(X[test])[:, 1]
     final = LogisticRegression(C=C).fit(X, y)
     return ensemble, [float(w) for w in final.coef_[0]], float(final.intercept_[0])
+
+
+def _cross_validated_linear(predictions: np.ndarray, y: np.ndarray, folds: np.ndarray, C: float,
+                            seed: int) -> tuple[np.ndarray, list[float], float]:
+    """Regression: a linear model with non-negative weights on the bases' predictions, cross-validated
+    on their folds like the binary stack (C is a classifier's setting and plays no part here)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import KFold
+
+    if len(np.unique(folds)) < 2:  # a single holdout fold (shards: 1): cross-validate inside it
+        folds = np.empty(len(y), dtype=np.int64)
+        for fold, (_, test) in enumerate(KFold(5, shuffle=True, random_state=seed).split(predictions)):
+            folds[test] = fold
+    ensemble = np.empty(len(y))
+    for fold in np.unique(folds):
+        test = folds == fold
+        ensemble[test] = LinearRegression(positive=True).fit(predictions[~test], y[~test]).predict(predictions[test])
+    final = LinearRegression(positive=True).fit(predictions, y)
+    return ensemble, [float(w) for w in final.coef_], float(final.intercept_)
 
 
 def _average_weights(given: dict[str, float] | None, names: list[str]) -> np.ndarray:

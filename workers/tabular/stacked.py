@@ -19,15 +19,14 @@ def logit(p: Any) -> Any:
 
 
 class StackedModel(TabularModel):
-    """Several model steps combined on their probability of class 1.
+    """Several model steps combined on their probability of class 1 (binary) or their prediction (regression).
 
-    method "stack": sigmoid(intercept + sum coef_j * logit(p_j)), the logistic regression
-    fitted on the out-of-fold predictions; method "average": sum weight_j * p_j.
+    Binary, method "stack": sigmoid(intercept + sum coef_j * logit(p_j)), the logistic regression
+    fitted on the out-of-fold predictions; regression, method "stack": intercept + sum coef_j * y_j,
+    the linear regression on them; method "average": sum weight_j * p_j (or y_j).
     Each base is whatever its step scores with (the average of its fold models); every
     base gets the same raw table rows and selects and converts its own columns.
     """
-
-    task = "binary"
 
     def __init__(self, bases: Mapping[str, Any], method: str, weights: Sequence[float], intercept: float = 0.0):
         if not bases:
@@ -45,6 +44,10 @@ class StackedModel(TabularModel):
         self.schema = next((m.schema for m in self.bases.values() if getattr(m, "schema", None) is not None), None)
 
     @property
+    def task(self) -> str:
+        return self.schema.task if self.schema is not None else "binary"
+
+    @property
     def feature_names(self) -> list[str]:
         """The raw feature columns any base model reads, in first-seen order."""
         names: list[str] = []
@@ -55,18 +58,20 @@ class StackedModel(TabularModel):
         return names
 
     def base_predictions(self, X: Any) -> Any:
-        """(rows, bases) probabilities of class 1, one column per base step."""
+        """(rows, bases) probabilities of class 1 (or predictions), one column per base step."""
         import numpy as np
 
         return np.column_stack([np.asarray(predict_scores(m, X), dtype="float64") for m in self.bases.values()])
 
     def combine(self, probabilities: Any) -> Any:
-        """The ensemble's probability of class 1 from the bases' (rows, bases) probabilities."""
+        """The ensemble's probability of class 1 (or prediction) from the bases' (rows, bases) columns."""
         import numpy as np
 
         w = np.asarray(self.weights)
         if self.method == "average":
             return np.asarray(probabilities) @ w
+        if self.task == "regression":
+            return self.intercept + np.asarray(probabilities, dtype="float64") @ w
         return 1 / (1 + np.exp(-(self.intercept + logit(probabilities) @ w)))
 
     def score(self, df: Any) -> Any:

@@ -14,9 +14,7 @@ from workers import artifacts
 from workers.errors import BadInput
 from workers.request import ShardResult, StepRequest
 from workers.tabular.schema import ROW_ID, TableSchema, infer
-
-PARQUET = (".parquet", ".pq")
-CSV = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".tsv")
+from workers.tabular.source import CSV, PARQUET, missing_source
 
 
 def load(request: StepRequest) -> ShardResult:
@@ -74,7 +72,7 @@ def read_source(source: str) -> pd.DataFrame:
     if not lower.endswith(CSV + PARQUET):
         raise BadInput(f"source {source}: expected a .csv or .parquet file (.csv.gz and .tsv are read too)")
     if not artifacts.exists(source):
-        raise BadInput(f"source {source} does not exist")
+        raise BadInput(missing_source(source))
     try:
         if lower.endswith(PARQUET):
             return artifacts.read_parquet(source)

@@ -61,6 +61,7 @@ def train_fold(request: StepRequest, fit: Callable[[Fold], Fitted]) -> ShardResu
         counts={"train_rows": len(train_rows), "oof_rows": len(test_rows)},
         metrics={**metrics.scores(schema.task, y[test_rows], oof["pred"]), **fitted.metrics},
         outputs=outputs,
+        extra={"task": schema.task},
     )
 
 

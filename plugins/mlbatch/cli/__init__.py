@@ -1,1 +1,1 @@
-"""`python -m mlbatch <command>`: the command line and the commands that need more than a few lines."""
+"""`mlbatch <command>`: the command line and the commands that need more than a few lines."""

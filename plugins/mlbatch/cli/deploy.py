@@ -1,4 +1,4 @@
-"""`python -m mlbatch deploy --image-tag TAG [--dry-run]`: register the definitions the specs need.
+"""`mlbatch deploy --image-tag TAG [--dry-run]`: register the definitions the specs need.
 
 One AWS Batch job definition and one ECS task definition per worker image any step names
 (see backends/aws_batch/definitions.py and backends/ecs/definitions.py).

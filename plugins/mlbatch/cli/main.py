@@ -1,4 +1,7 @@
-"""`python -m mlbatch <command>`: the command line of the project.
+"""`mlbatch <command>` (or `python -m mlbatch`): the command line of the project.
+
+It finds the project from any folder inside it and runs every command with the project's
+Airflow settings (see mlbatch.cli.project).
 
 Each command is a (name, help, add_arguments, handler) entry in COMMANDS; a handler takes the
 parsed arguments and returns the exit status. Adding a command is adding one entry.
@@ -10,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
-from mlbatch.spec.lint import expand_paths, lint_file
-from mlbatch.spec.orphans import orphan_problems
+from mlbatch.cli import project
 
-DEFAULT_SPECS_DIR = Path("dags/specs")
+DEFAULT_SPECS_DIR = Path("dags/specs")  # both relative to the project root
+DEFAULT_DAGS_DIR = Path("dags")
 
 
 class Command(NamedTuple):
@@ -29,10 +32,9 @@ def add_lint_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    files, problems = expand_paths(args.paths)
-    for file in files:
-        problems += lint_file(file)
-    problems += orphan_problems(files)
+    from mlbatch.spec.lint import lint_specs
+
+    files, problems = lint_specs(_in_project(path) for path in args.paths)
     errors = sum(problem.severity == "error" for problem in problems)
     warnings = len(problems) - errors
     for problem in problems:
@@ -41,9 +43,21 @@ def run_lint(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _in_project(path: Path) -> Path:
+    """The default paths are the project's, wherever the command runs (shown relative to the working
+    directory, as a user would type them); a path the user gave stays as given."""
+    import os
+
+    root = project.find_root()
+    if root is None or path not in (DEFAULT_SPECS_DIR, DEFAULT_DAGS_DIR):
+        return path
+    return Path(os.path.relpath(root / path))
+
+
 def add_new_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="batch name (letters, digits, underscores)")
-    parser.add_argument("--dags", type=Path, default=Path("dags"), help="the dags folder (default: dags)")
+    parser.add_argument("--dags", type=Path, default=DEFAULT_DAGS_DIR,
+                        help="the dags folder (default: the project's dags, or ./dags outside a project)")
     parser.add_argument("--loader-only", action="store_true",
                         help="only write the loader dags/NAME.py of an existing spec dags/specs/NAME.yaml")
 
@@ -52,12 +66,14 @@ def run_new(args: argparse.Namespace) -> int:
     from mlbatch.cli.scaffold import create_batch, create_loader
 
     try:
-        written = (create_loader if args.loader_only else create_batch)(args.dags, args.name)
+        written = (create_loader if args.loader_only else create_batch)(_in_project(args.dags), args.name)
     except (ValueError, FileExistsError) as error:
         print(f"mlbatch new: {error}", file=sys.stderr)
         return 1
     for path in written:
         print(f"wrote {path}")
+    if not args.loader_only:
+        print(f"next: edit {written[0]}, then `mlbatch lint` and `mlbatch demo {args.name}`")
     return 0
 
 
@@ -141,7 +157,7 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_deploy(args: argparse.Namespace) -> int:
     from mlbatch.cli.deploy import deploy
 
-    return deploy(args.specs, args.image_tag, args.dry_run)
+    return deploy(_in_project(args.specs), args.image_tag, args.dry_run)
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,6 +188,22 @@ def run_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_airflow_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("airflow_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                        help="any airflow command line, e.g. dags list, dags trigger NAME, db migrate")
+
+
+def run_airflow(args: argparse.Namespace) -> int:
+    """Airflow's own command line with the project's settings (what `mlbatch` itself uses)."""
+    import os
+
+    from mlbatch.cli.airflow_home import airflow_command
+
+    airflow = airflow_command()
+    os.execv(airflow, [airflow, *args.airflow_args])
+    return 1  # not reached: execv replaces this process
+
+
 COMMANDS: list[Command] = [
     Command("lint", "check batch spec files; exit 1 on any error", add_lint_arguments, run_lint),
     Command("new", "write a new batch: dags/specs/NAME.yaml and its loader dags/NAME.py", add_new_arguments, run_new),
@@ -184,6 +216,8 @@ COMMANDS: list[Command] = [
             add_deploy_arguments, run_deploy),
     Command("settings", "print the settings (mlbatch.toml or .env lines) from a CloudFormation stack's outputs",
             add_settings_arguments, run_settings),
+    Command("airflow", "run an airflow command with this project's settings (dags, plugins, home, no examples)",
+            add_airflow_arguments, run_airflow),
 ]
 
 
@@ -198,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    project.configure()  # before any command imports Airflow, which reads its settings at import
     args = build_parser().parse_args(argv)
     return args.handler(args)
 

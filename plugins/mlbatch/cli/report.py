@@ -47,11 +47,42 @@ def collect(dag_id: str, run_id: str | None = None) -> RunReport:
         return RunReport(dag_id, run.run_id, str(run.state), rows)
 
 
+QUALITY = (("auc", "AUC"), ("logloss", "log loss"), ("rmse", "RMSE"), ("mae", "MAE"))  # model metrics, in order
+
+
 def _metrics(summary: dict[str, Any]) -> str:
-    parts = [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.get("metrics", {}).items()]
+    metrics = summary.get("metrics", {})
+    parts = [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
     counts = summary.get("counts", {})
     parts[:0] = [f"{name}={counts[name]}" for name in ("rows", "flagged") if name in counts]
+    if _in_sample(summary):
+        parts.append("(in-sample: on the scored rows, not held out)")
     return " ".join(parts)
+
+
+def _out_of_fold(summary: dict[str, Any]) -> bool:
+    """Model metrics measured on rows no model saw in training: what out-of-fold steps report with `folds`."""
+    metrics = summary.get("metrics", {})
+    return "folds" in metrics and any(name in metrics for name, _ in QUALITY)
+
+
+def _in_sample(summary: dict[str, Any]) -> bool:
+    """Model metrics of a step that is not out of fold (scoring a labelled table: maybe the training rows)."""
+    metrics = summary.get("metrics", {})
+    return not _out_of_fold(summary) and any(name in metrics for name, _ in QUALITY)
+
+
+def _quality_lines(report: RunReport) -> list[str]:
+    """The model's quality, from out-of-fold metrics only."""
+    lines = []
+    for row in report.steps:
+        metrics = row.summary.get("metrics", {})
+        if not _out_of_fold(row.summary):
+            continue
+        shown = ", ".join(f"{label} {metrics[name]:.4f}" for name, label in QUALITY
+                          if isinstance(metrics.get(name), (int, float)))
+        lines.append(f"  model quality ({row.step}, out of fold over {metrics['folds']} folds): {shown}")
+    return lines
 
 
 def _usage_lines(report: RunReport) -> list[str]:
@@ -95,10 +126,7 @@ def format_report(report: RunReport) -> str:
         cache = "hit" if s.get("cache_hit") else "-"
         lines.append(f"  {row.step:<12}{row.state:<15}{row.try_number:>4}{duration:>10}{peak:>11}{shards:>8}  "
                      f"{cache:<6} {_metrics(s)}")
-    auc = [(r.step, r.summary["metrics"]["auc"]) for r in report.steps
-           if "auc" in r.summary.get("metrics", {}) and r.summary.get("shard_count") == 1]
-    for step, value in auc:
-        lines.append(f"  model quality ({step}): AUC {value:.4f}")
+    lines += _quality_lines(report)
     lines += _usage_lines(report)
     lines += _tracking_lines(report)
     outputs = [(r.step, r.summary["uri"]) for r in report.steps if r.summary.get("uri")]

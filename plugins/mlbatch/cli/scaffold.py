@@ -1,4 +1,4 @@
-"""`python -m mlbatch new NAME`: a new batch = a spec and its one-line Airflow loader."""
+"""`mlbatch new NAME`: a new batch = a spec and its one-line Airflow loader."""
 from __future__ import annotations
 
 import re
@@ -7,14 +7,14 @@ from pathlib import Path
 LOADER = '''"""Airflow DAG loader for the {name} batch (dags/specs/{spec}).
 
 One tiny loader per spec: a broken spec then shows as an import error of this file
-alone, and every other batch keeps loading. `python -m mlbatch new` writes these.
+alone, and every other batch keeps loading. `mlbatch new` writes these.
 """
 from mlbatch.run.factory import build_dag
 
 dag = build_dag(__file__, "specs/{spec}")
 '''
 
-SPEC = '''# {name}: edit the steps, then `python -m mlbatch lint` and `airflow dags test {name}`.
+SPEC = '''# {name}: edit the steps, then `mlbatch lint` and `mlbatch demo {name}`.
 description: Describe what this batch produces
 schedule: null                 # cron ("0 3 * * *"), a preset (@daily), null for manual runs,
                                # or {{after: [other_batch.step]}}: when that step publishes a new output
@@ -74,7 +74,7 @@ def create_loader(dags_dir: Path, name: str) -> list[Path]:
     spec_path = next((p for p in specs if p.is_file()), None)
     if spec_path is None:
         raise ValueError(f"no spec {specs[0]} to write a loader for; "
-                         f"`python -m mlbatch new {name}` writes a new spec and its loader")
+                         f"`mlbatch new {name}` writes a new spec and its loader")
     loader_path = dags_dir / f"{name}.py"
     if loader_path.exists():
         raise FileExistsError(f"{loader_path} already exists; it must call "

@@ -1,4 +1,4 @@
-"""`python -m mlbatch settings --from-stack STACK`: the settings a CloudFormation stack's outputs give.
+"""`mlbatch settings --from-stack STACK`: the settings a CloudFormation stack's outputs give.
 
 deploy/cloudformation/mlbatch.yaml has one output per settings value that names an AWS
 resource (the fields marked AWS_RESOURCE in mlbatch.settings), named after it in CamelCase:
@@ -55,7 +55,7 @@ def as_toml(values: dict[Override, str], stack_name: str, conn_id: str) -> str:
         tables.setdefault(table, []).append(f"{key} = {rendered}")
     tables["aws"].insert(0, f"conn_id = {json.dumps(conn_id)}")
     lines = [f"# mlbatch settings from the outputs of CloudFormation stack {stack_name!r}",
-             "# (python -m mlbatch settings --from-stack). No secrets: credentials come from the connection."]
+             "# (mlbatch settings --from-stack). No secrets: credentials come from the connection."]
     for table, entries in tables.items():
         lines += ["", f"[{table}]", *entries]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""`python -m mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080.
+"""`mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080.
 
 Runs `airflow standalone` in its own process group so that Ctrl-C stops all of it. With
 `--postgres` the metadata DB is a PostgreSQL cluster of its own under AIRFLOW_HOME (as in
@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -44,6 +43,7 @@ def _stop_on(signum: int, _frame) -> None:
 
 def _on_postgres(home: Path, env: dict[str, str]) -> LocalPostgres:
     """Start the project's own PostgreSQL (port kept beside it), migrate it, create the local pool."""
+    from mlbatch.cli.airflow_home import airflow_command, prepare_tracking
     from mlbatch.cli.postgres import LocalPostgres, free_port
 
     port_file = home / "postgres.port"
@@ -52,7 +52,8 @@ def _on_postgres(home: Path, env: dict[str, str]) -> LocalPostgres:
     cluster = LocalPostgres(home / "postgres", port)
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = cluster.start()
     env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
-    airflow = str(Path(sys.executable).with_name("airflow"))
+    airflow = airflow_command()
+    prepare_tracking()
     print(f"PostgreSQL on 127.0.0.1:{port} (data: {cluster.data_dir}); migrating the metadata DB ...", flush=True)
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     slots = env.get("MLBATCH_LOCAL_VCPU") or str(os.cpu_count() or 1)
@@ -66,7 +67,12 @@ def main(port: int = 8080, postgres: bool = False) -> int:
     # was inherited as ignored (background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, _stop_on)
     signal.signal(signal.SIGTERM, _stop_on)
+    from mlbatch.cli.airflow_home import airflow_command, prepare
+    from mlbatch.cli.project import find_root
+
     home = Path(os.environ["AIRFLOW_HOME"])
+    if not postgres:
+        prepare(home)  # the SQLite DB; --postgres migrates its own cluster below
     env = dict(os.environ)
     env.setdefault("AIRFLOW__API__PORT", str(port))
     env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
@@ -84,10 +90,11 @@ def main(port: int = 8080, postgres: bool = False) -> int:
     except subprocess.CalledProcessError as error:
         print(f"mlbatch up --postgres: `{' '.join(error.cmd[1:])}` failed:\n{error.stderr or error.stdout}")
         return 1
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    # standalone starts its parts as `airflow ...` from PATH: the venv's must come first.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True,
+    airflow = airflow_command()
+    # standalone starts its parts as `airflow ...` from PATH: the one it is must come first.
+    env["PATH"] = os.pathsep.join([str(Path(airflow).parent), env.get("PATH", "")])
+    # from the project root, like `mlbatch demo`: a relative path in a spec means the same in both
+    proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True, cwd=find_root(),
                             stdout=open(home / "standalone.log", "a"), stderr=subprocess.STDOUT)
     print(f"Starting Airflow (log: {home / 'standalone.log'}) ...", flush=True)
     try:

@@ -2,8 +2,9 @@
 
 Imported at DAG parse time (by the factory): the Airflow SDK only.
 
-Identity: name "BATCH.STEP" (what `schedule.after` and a `model:` param say), URI
-"x-mlbatch://BATCH/STEP", group "mlbatch". The URI names the step, not a storage location:
+Identity: name "BATCH.STEP (output)" (`schedule.after` and a `model:` param say BATCH.STEP), URI
+"x-mlbatch://output/BATCH/STEP", group "mlbatch": in the UI's lists an asset reads as a step's
+output, never as a link named like the batch's DAG. The URI names the step, not a storage location:
 each cache key puts a step's output in a new folder, and the artifact root is only known at
 run time; every event's extra carries the concrete output and manifest URIs instead. Airflow
 passes an "x-" scheme through as it is, while any other scheme that core does not handle
@@ -24,10 +25,11 @@ from mlbatch.spec.schedules import AfterSchedule, split_ref
 
 SCHEME = "x-mlbatch"
 GROUP = "mlbatch"
+KIND = "output"  # the URI's host: what the asset is, where a DAG id would be mistaken for the DAG
 
 
 def step_asset(dag_id: str, step: str) -> Asset:
-    return Asset(name=f"{dag_id}.{step}", uri=f"{SCHEME}://{dag_id}/{step}", group=GROUP)
+    return Asset(name=f"{dag_id}.{step} ({KIND})", uri=f"{SCHEME}://{KIND}/{dag_id}/{step}", group=GROUP)
 
 
 def dag_schedule(schedule: str | AfterSchedule | None) -> Any:

@@ -1,9 +1,12 @@
 """What a step try used, for the run summary: vCPU- and GPU-seconds, memory budget vs peak, spot.
 
 Budgets times durations: what a container backend bills for (and what a local step held).
+GPU-seconds count only where a GPU was there to use: a container backend reserves (and bills)
+the GPU it was asked for; a local step that asked for one on a machine without any ran on CPU.
 """
 from __future__ import annotations
 
+import glob
 from typing import Any
 
 from mlbatch.backends.jobs import JobResult
@@ -15,7 +18,7 @@ def usage(result: JobResult, step: Any, handle: Any = None) -> dict[str, Any]:
     record: dict[str, Any] = {
         "backend": step.backend,
         "vcpu_s": round(seconds * step.vcpu, 1),
-        "gpu_s": round(seconds * step.gpu, 1),
+        "gpu_s": round(seconds * step.gpu, 1) if step.gpu and _gpu_there(step.backend) else 0.0,
         "memory_mib": result.memory_mib,
         "spot": bool(getattr(handle, "spot", False)),
     }
@@ -23,3 +26,9 @@ def usage(result: JobResult, step: Any, handle: Any = None) -> dict[str, Any]:
         if getattr(handle, name, None):
             record[name] = getattr(handle, name)
     return {"peak_rss_mib": round(peak, 1), "usage": record}
+
+
+def _gpu_there(backend: str) -> bool:
+    """Container backends run a GPU step on a GPU host; locally, is there an NVIDIA GPU at all?
+    (the device nodes the driver creates: no torch or CUDA import in the Airflow process)"""
+    return backend != "local" or bool(glob.glob("/dev/nvidia[0-9]*"))

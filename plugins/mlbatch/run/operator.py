@@ -94,6 +94,7 @@ class StepOperator(BaseOperator):
     def _compute(self, context: Any, upstream: dict, step_try: StepTry) -> dict[str, Any]:
         """Run the shards of the step that are not committed yet, then commit the step."""
         from mlbatch.backends.protocols import RemoteBackend
+        from mlbatch.run import publish
         from mlbatch.run.job_request import job_request
 
         self.log.info("step %s: cache key %s, %d shard(s), %d already committed, output %s",
@@ -105,6 +106,7 @@ class StepOperator(BaseOperator):
         request = job_request(self.step, self.batch_id, step_try, upstream=upstream, artifacts=artifact_root(),
                               run_id=self._run_id, try_number=context["ti"].try_number, owner=str(self.owner),
                               in_container=self.step.backend != "local")
+        publish.preload_tracking(self.step)
         if remote:
             result = self._run_remote(backend, request, step_try)
         else:

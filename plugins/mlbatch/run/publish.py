@@ -37,16 +37,25 @@ def point_latest(root: str, batch_id: str, step: str, output: str, manifest: dic
     return True
 
 
+def _tracking_on(step: Any) -> bool:
+    from mlbatch.settings import load_settings
+    from workers.registry import get_worker
+
+    return get_worker(step.run).tracked and load_settings().tracking.mlflow
+
+
+def preload_tracking(step: Any) -> None:
+    """For a tracked step about to run its workers: import mlflow meanwhile, not after the last shard."""
+    if _tracking_on(step):
+        from mlbatch.tracking.steps import preload
+
+        preload()
+
+
 def tracked(step: Any, batch_id: str, run_id: str, root: str, step_summary: dict[str, Any],
             manifest: dict[str, Any], log: Any) -> dict[str, Any]:
     """Log a model step to MLflow (a hit logs nothing and names the run that computed it)."""
-    from workers.registry import get_worker
-
-    if not get_worker(step.run).tracked:
-        return step_summary
-    from mlbatch.settings import load_settings
-
-    if not load_settings().tracking.mlflow:
+    if not _tracking_on(step):
         return step_summary
     from mlbatch.tracking.content import StepRecord
     from mlbatch.tracking.steps import track_step

@@ -58,10 +58,14 @@ class Gate(BaseModel):
 
 
 def gate_issues(data: Any) -> list[Issue]:
-    """Gates that could never pass: on a sharded step, or on a metric the worker does not report."""
+    """Gates that could never pass: on a sharded step, or on a metric the worker does not report
+    (for the task of the step's table, where the spec tells it)."""
+    from mlbatch.spec.tasks import step_tasks
+
     steps = data.get("steps") if isinstance(data, dict) else None
     if not isinstance(steps, dict):
         return []
+    tasks = step_tasks(steps)
     issues = []
     for name, step in steps.items():
         gate = step.get("gate") if isinstance(step, dict) else None
@@ -72,11 +76,14 @@ def gate_issues(data: Any) -> list[Issue]:
                                 "shard reports", "gate the step that combines the shards (e.g. the ensemble)"))
         run, metric = step.get("run"), gate.get("metric")
         worker = WORKERS.get(run) if isinstance(run, str) else None
-        if worker is None or not isinstance(metric, str) or metric in worker.metrics:
+        task = next(iter(tasks.get(name, ())), None) if len(tasks.get(name, ())) == 1 else None
+        reported = worker.reported(task) if worker is not None else ()
+        if worker is None or not isinstance(metric, str) or metric in reported:
             continue
-        if worker.metrics:
-            issues.append(Issue(("steps", name, "gate", "metric"), f"worker {worker.name!r} reports no metric {metric!r}",
-                                did_you_mean(metric, worker.metrics, f"the metrics of {worker.name!r}")))
+        if reported:
+            on = f" on a {task} table" if task else ""
+            issues.append(Issue(("steps", name, "gate", "metric"), f"worker {worker.name!r} reports no metric {metric!r}{on}",
+                                did_you_mean(metric, reported, f"the metrics of {worker.name!r}{on}")))
         else:
             issues.append(Issue(("steps", name, "gate"), f"worker {worker.name!r} reports no metrics a gate could read",
                                 "remove the gate, or gate a step whose worker reports metrics (python -m workers list)"))

@@ -5,11 +5,13 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from mlbatch.cli.project import find_root
 from mlbatch.spec.checks import Issue
 from mlbatch.spec.loader import check_spec, spec_files
 from mlbatch.spec.models import BatchSpec
 from mlbatch.spec.orphans import orphan_problems
 from mlbatch.spec.problems import Problem, problem_at
+from mlbatch.spec.sources import source_issues
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
@@ -32,10 +34,15 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
 
 def lint_paths(paths: Iterable[Path], cpu_count: int | None = None) -> list[Problem]:
     """Every problem of the spec files under `paths`, warnings included (see Problem.severity)."""
+    return lint_specs(paths, cpu_count)[1]
+
+
+def lint_specs(paths: Iterable[Path], cpu_count: int | None = None) -> tuple[list[Path], list[Problem]]:
+    """The spec files under `paths` and every problem of them: what `mlbatch lint` prints."""
     files, problems = expand_paths(Path(p) for p in paths)
     for file in files:
         problems += lint_file(file, cpu_count)
-    return problems + orphan_problems(files)
+    return files, problems + orphan_problems(files)
 
 
 def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
@@ -49,7 +56,10 @@ def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
         except ValueError:
             warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
         warnings += alert_connection_warnings(check.spec) + oom_growth_warnings(check.spec)
-        problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in warnings]
+        source_errors, source_warnings = source_issues(check.spec, find_root(path.parent))
+        problems += [problem_at(str(path), issue, check.root) for issue in source_errors]
+        problems += [problem_at(str(path), issue, check.root, severity="warning")
+                     for issue in warnings + source_warnings]
     return sorted(problems, key=lambda problem: problem.line or 0)
 
 

@@ -21,6 +21,7 @@ from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of
 )
 from mlbatch.spec.gates import Gate, gate_issues
 from mlbatch.spec.schedules import SCHEDULE_TAGS, AfterSchedule, BatchSchedule
+from mlbatch.spec.tasks import task_issues
 from mlbatch.spec.units import parse_memory
 from workers.registry import WORKERS
 
@@ -175,7 +176,7 @@ class BatchSpec(_Model):
     @classmethod
     def _all_problems_at_once(cls, data: Any, handler: Any) -> BatchSpec:
         # Field errors and cross-field issues are raised together, so a user fixes them in one go.
-        issues = cross_field_issues(data) + gate_issues(data)
+        issues = cross_field_issues(data) + gate_issues(data) + task_issues(data)
         try:
             spec = handler(data)
         except ValidationError as exc:

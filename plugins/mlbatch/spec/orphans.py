@@ -89,7 +89,7 @@ def orphan_problems(spec_files: Iterable[Path]) -> list[Problem]:
 def missing_loader_problem(spec: Path) -> Problem:
     return Problem(str(spec), None, None,
                    f"no loader in {spec.parent.parent} builds this spec, so Airflow never shows this batch",
-                   f"python -m mlbatch new --loader-only {spec.stem} (writes {spec.parent.parent / (spec.stem + '.py')})")
+                   f"mlbatch new --loader-only {spec.stem} (writes {spec.parent.parent / (spec.stem + '.py')})")
 
 
 def missing_spec_problem(loader: Path, spec_relpath: str) -> Problem:

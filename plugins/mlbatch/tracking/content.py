@@ -1,11 +1,14 @@
-"""What a committed step contributes to its MLflow run: tags, params, metrics, files. No mlflow here."""
+"""What a committed step contributes to its MLflow run: tags, params, metrics, files. No mlflow here.
+
+Everything comes from the step's committed manifest, which the workers wrote (out-of-fold
+metrics over every fold, the task): no worker code is imported and no data file is read.
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
 
-OOF_ROWS_MAX = 5_000_000  # past this, the overall metrics are fold means rather than a read of every oof file
 PLOT_SUFFIX = ".png"
 
 
@@ -33,6 +36,7 @@ class StepRecord:
             "mlbatch.code_version": str((self.manifest.get("cache") or {}).get("code_version", "")),
             "mlbatch.output": self.manifest.get("step_uri", ""),
             "mlbatch.committed_at": self.manifest.get("committed_at", ""),
+            "mlbatch.task": str(self.manifest.get("task", "")),
         }
 
     def params(self) -> dict[str, str]:
@@ -53,8 +57,8 @@ class StepRecord:
         return rows
 
     def overall_metrics(self) -> dict[str, float]:
-        """The step's own metrics; for a fold-per-shard step, its out-of-fold metrics over every
-        fold (one read of the small oof files) and the fold means."""
+        """The step's own metrics (for a fold-per-shard step, out of fold over every fold, as its
+        worker committed them) and, for a step of several shards, the fold means."""
         overall = _numbers(self.manifest.get("metrics", {}))
         if len(self.shards) < 2:
             return overall
@@ -63,13 +67,7 @@ class StepRecord:
             for name, value in _numbers(shard.get("metrics", {})).items():
                 per_fold.setdefault(name, []).append(value)
         overall.update({f"mean_fold_{name}": sum(v) / len(v) for name, v in per_fold.items()})
-        oof = self.outputs("oof")
-        if oof and self.manifest.get("counts", {}).get("oof_rows", 0) <= OOF_ROWS_MAX:
-            overall.update(_oof_metrics(oof))
         return overall
-
-    def outputs(self, key: str) -> list[str]:
-        return [s["outputs"][key] for s in self.shards if key in s.get("outputs", {})]
 
     def files(self) -> list[tuple[str, str, str]]:
         """(output key, uri, artifact folder) of the models and plots: what the run keeps."""
@@ -87,16 +85,3 @@ class StepRecord:
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
-
-def _oof_metrics(uris: list[str]) -> dict[str, float]:
-    import numpy as np
-    import pandas as pd
-
-    from workers.artifacts import read_parquet
-    from workers.tabular import metrics
-
-    oof = pd.concat([read_parquet(uri)[["y", "pred"]] for uri in uris], ignore_index=True)
-    y, pred = oof["y"].to_numpy(), oof["pred"].to_numpy()
-    task = "binary" if np.isin(y, [0, 1]).all() else "regression"  # the errors over every fold
-    found = metrics.scores(task, y, pred)
-    return {k: v for k, v in found.items() if v is not None}

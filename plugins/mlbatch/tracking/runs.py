@@ -1,6 +1,7 @@
 """MLflow runs of a batch: one parent run per Airflow run, one nested run per tracked step."""
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -13,10 +14,21 @@ BATCH, STEP = "batch", "step"  # values of the mlbatch.kind tag
 BATCH_SIZE = 100  # MLflow takes at most 100 params or tags, 1000 metrics, per batch call
 
 
-def client(uri: str) -> Any:
-    from mlflow import MlflowClient
+def load_mlflow() -> Any:
+    """The mlflow package (seconds of imports; no store opened).
 
-    return MlflowClient(tracking_uri=uri)
+    MLflow's own log lines go to the logging of the process (Airflow's task log, at their real
+    level) instead of a handler of its own on stderr, which Airflow shows as ERROR lines.
+    """
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    import mlflow
+
+    return mlflow
+
+
+def client(uri: str) -> Any:
+    """A client of the store at `uri`: opening a new SQLite store creates its tables (hold store_lock)."""
+    return load_mlflow().MlflowClient(tracking_uri=uri)
 
 
 def experiment_id(mlflow: Any, name: str, artifact_location: str | None) -> str:
@@ -72,24 +84,40 @@ def step_run(mlflow: Any, experiment: str, key: str, committed_at: str | None = 
     return runs[0] if runs else None
 
 
-def log_step(mlflow: Any, experiment: str, parent: str, record: StepRecord) -> str:
-    """A nested run with the step's params, per-fold and overall metrics, models and plots.
+def start_step_run(mlflow: Any, experiment: str, parent: str, record: StepRecord) -> tuple[str, bool]:
+    """(run id, created) of the step's nested run, with its params and per-fold and overall metrics.
 
-    Idempotent per commit: a step already logged (a task retried after logging) is not logged twice.
+    Idempotent per commit: a step already logged (a task retried after logging) is found, not logged twice.
     """
     tags = record.tags()
     existing = step_run(mlflow, experiment, record.key, tags["mlbatch.committed_at"])
     if existing is not None:
-        return existing.info.run_id
+        return existing.info.run_id, False
     run = mlflow.create_run(experiment, run_name=record.step, tags={**tags, "mlflow.parentRunId": parent})
-    run_id = run.info.run_id
-    _log_values(mlflow, run_id, record)
+    _log_values(mlflow, run.info.run_id, record)
+    return run.info.run_id, True
+
+
+def log_outputs(mlflow: Any, run_id: str, record: StepRecord) -> list[str]:
+    """The step's models and plots into the run's artifacts (files only: no store write); the remote
+    model URIs left where they are."""
     remote_models = _log_files(mlflow, run_id, record)
-    if remote_models:  # large files on an object store: pointed at, not copied
-        mlflow.set_tag(run_id, "mlbatch.model_uris", ",".join(remote_models)[:8000])
     mlflow.log_dict(run_id, {"output": record.manifest.get("step_uri"),
                              "shards": [s.get("outputs", {}) for s in record.shards]}, "outputs.json")
+    return remote_models
+
+
+def finish_step_run(mlflow: Any, run_id: str, remote_models: list[str]) -> None:
+    if remote_models:  # large files on an object store: pointed at, not copied
+        mlflow.set_tag(run_id, "mlbatch.model_uris", ",".join(remote_models)[:8000])
     mlflow.set_terminated(run_id)
+
+
+def log_step(mlflow: Any, experiment: str, parent: str, record: StepRecord) -> str:
+    """A nested run with the step's params, per-fold and overall metrics, models and plots."""
+    run_id, created = start_step_run(mlflow, experiment, parent, record)
+    if created:
+        finish_step_run(mlflow, run_id, log_outputs(mlflow, run_id, record))
     return run_id
 
 
@@ -116,11 +144,12 @@ def _log_files(mlflow: Any, run_id: str, record: StepRecord) -> list[str]:
                 remote.append(uri)
                 continue
             if path is None:  # a remote plot: small, fetched to log it under its own name
-                from workers.artifacts import read_bytes
+                import fsspec
 
                 fetched = Path(tmp, str(i), uri.rsplit("/", 1)[-1])
                 fetched.parent.mkdir()
-                fetched.write_bytes(read_bytes(uri))
+                with fsspec.open(uri, "rb") as remote:
+                    fetched.write_bytes(remote.read())
                 path = str(fetched)
             mlflow.log_artifact(run_id, path, folder)
     return remote

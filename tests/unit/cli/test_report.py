@@ -35,3 +35,19 @@ def test_tracked_steps_point_at_their_mlflow_runs_and_hits_at_the_run_that_compu
     assert "    ensemble   run def  http://127.0.0.1:5000/#/experiments/1/runs/def" in text
     assert "    open: mlflow ui --backend-store-uri sqlite:////a/mlflow/mlflow.db" in text
     assert "features   run" not in text
+
+
+def test_model_quality_comes_from_out_of_fold_metrics_only_and_in_sample_figures_say_so():
+    ensemble = {"shard_count": 1, "metrics": {"auc": 0.8428, "logloss": 0.453, "folds": 5}}
+    score = {"shard_count": 1, "counts": {"rows": 900}, "metrics": {"mean_score": 0.3, "auc": 0.97, "logloss": 0.2}}
+    text = format_report(RunReport("churn", "r", "success", [StepRow("ensemble", "success", 1, 2.0, ensemble),
+                                                             StepRow("score", "success", 1, 3.0, score)]))
+    assert "  model quality (ensemble, out of fold over 5 folds): AUC 0.8428, log loss 0.4530" in text
+    assert "model quality (score" not in text
+    assert "auc=0.9700 logloss=0.2000 (in-sample: on the scored rows, not held out)" in text
+
+
+def test_regression_quality_is_rmse_and_mae():
+    stack = {"shard_count": 1, "metrics": {"rmse": 55.12, "mae": 44.5, "folds": 5, "models": 2}}
+    text = format_report(RunReport("diabetes", "r", "success", [StepRow("ensemble", "success", 1, 2.0, stack)]))
+    assert "model quality (ensemble, out of fold over 5 folds): RMSE 55.1200, MAE 44.5000" in text

@@ -40,9 +40,9 @@ def producer(tmp_path):
 
 def test_every_step_declares_its_own_asset(producer):
     assert producer.get_task("ensemble").outlets == [
-        Asset(name="producer.ensemble", uri="x-mlbatch://producer/ensemble", group="mlbatch")]
-    assert {task.outlets[0].name for task in producer.tasks} == {"producer.features", "producer.ensemble",
-                                                                 "producer.drift"}
+        Asset(name="producer.ensemble (output)", uri="x-mlbatch://output/producer/ensemble", group="mlbatch")]
+    assert {task.outlets[0].name for task in producer.tasks} == {"producer.features (output)",
+                                                                 "producer.ensemble (output)", "producer.drift (output)"}
     assert "Published only when `auc >= 0.8`" in producer.get_task("ensemble").doc_md
 
 
@@ -62,13 +62,24 @@ def test_after_with_a_cron_is_an_asset_or_time_schedule(tmp_path, producer):
     """)
     assert isinstance(consumer.timetable, AssetOrTimeSchedule)
     assert consumer.timetable.timetable == CronTriggerTimetable("0 6 * * *", timezone="UTC")
-    assert [a.name for a in consumer.timetable.asset_condition.objects] == ["producer.ensemble", "producer.features"]
+    assert [a.name for a in consumer.timetable.asset_condition.objects] == ["producer.ensemble (output)",
+                                                                             "producer.features (output)"]
     assert "and on `0 6 * * *`" in consumer.doc_md
 
 
-def test_an_asset_name_is_the_reference_and_its_uri_needs_no_provider():
+def test_an_asset_reads_as_a_steps_output_and_its_uri_needs_no_provider():
     asset = step_asset("team.churn", "model")
-    assert (asset.name, asset.uri, asset.group) == ("team.churn.model", "x-mlbatch://team.churn/model", "mlbatch")
+    assert (asset.name, asset.uri, asset.group) == ("team.churn.model (output)", "x-mlbatch://output/team.churn/model",
+                                                    "mlbatch")
+
+
+def test_no_asset_is_named_or_hosted_like_its_batch(producer):
+    """The UI lists an asset by its name and shows its URI: neither may read as the batch's DAG."""
+    from urllib.parse import urlsplit
+
+    for task in producer.tasks:
+        [asset] = task.outlets
+        assert asset.name.split(" ")[0] != producer.dag_id and urlsplit(asset.uri).netloc != producer.dag_id
 
 
 def test_the_event_extra_says_where_the_output_is_and_how_good(tmp_path):

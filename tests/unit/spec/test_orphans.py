@@ -47,7 +47,7 @@ def test_spec_without_loader_is_an_error_with_the_command_that_fixes_it(dags):
     [problem] = lint_paths([dags / "specs"], cpu_count=64)
     assert (problem.file, problem.severity) == (str(lonely), "error")
     assert "Airflow never shows this batch" in problem.message
-    assert problem.fix.startswith("python -m mlbatch new --loader-only lonely")
+    assert problem.fix.startswith("mlbatch new --loader-only lonely")
     # the fix works: after it, lint is clean and the loader names the spec
     assert create_loader(dags, "lonely") == [dags / "lonely.py"]
     assert 'build_dag(__file__, "specs/lonely.yaml")' in (dags / "lonely.py").read_text()
@@ -95,7 +95,7 @@ def test_cli_lint_exits_1_on_an_orphan(dags, capsys):
     spec(dags, "lonely")
     assert main(["lint", str(dags / "specs")]) == 1
     out = capsys.readouterr().out
-    assert "Fix: python -m mlbatch new --loader-only lonely" in out
+    assert "Fix: mlbatch new --loader-only lonely" in out
     assert out.strip().splitlines()[-1] == "1 spec(s) checked, 1 error(s), 0 warning(s)"
 
 
@@ -106,7 +106,7 @@ def test_cli_new_loader_only(dags, capsys):
     assert main(["new", "--loader-only", "lonely", "--dags", str(dags)]) == 1  # never overwrites
     assert "already exists" in capsys.readouterr().err
     assert main(["new", "--loader-only", "nothing", "--dags", str(dags)]) == 1
-    assert "python -m mlbatch new nothing" in capsys.readouterr().err
+    assert "mlbatch new nothing" in capsys.readouterr().err
     assert main(["new", "--loader-only", "../lonely", "--dags", str(dags)]) == 1
 
 

@@ -206,3 +206,53 @@ def test_store_lock_serialises_sqlite_writers(tmp_path):
     with store_lock(uri, "a"):
         assert Path(f"{tmp_path}/mlflow/mlflow.db.lock").exists()
     assert not Path(f"{tmp_path}/mlflow/mlflow.db.lock").exists()
+
+
+def test_overall_metrics_and_task_come_from_the_manifest_alone():
+    """No out-of-fold file is read (these do not exist): the worker committed the metrics over every fold."""
+    shards = [{"shard_index": i, "metrics": {"rmse": 50.0 + i}, "outputs": {"oof": f"/nowhere/shard-{i}/oof.parquet"}}
+              for i in range(2)]
+    manifest = {"task": "regression", "metrics": {"rmse": 50.7, "mae": 40.1, "folds": 2}, "shards": shards}
+    record = StepRecord("diabetes", RUN, "gbdt", "train.gbdt", "k", manifest)
+    assert record.overall_metrics() == {"rmse": 50.7, "mae": 40.1, "folds": 2.0, "mean_fold_rmse": 50.5}
+    assert record.tags()["mlbatch.task"] == "regression"
+
+
+def test_tracking_imports_no_worker_code():
+    import ast
+
+    package = Path(__file__).resolve().parents[3] / "plugins" / "mlbatch" / "tracking"
+    imported = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert not {name for name in imported if name.split(".")[0] in ("workers", "pandas", "numpy", "sklearn")}
+
+
+QUIET = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
+from mlbatch.tracking import runs
+mlflow = runs.client(sys.argv[1])
+runs.experiment_id(mlflow, "quiet", None)
+"""
+
+
+def test_mlflow_logs_through_the_process_logging_at_its_real_level(tmp_path):
+    """Airflow shows a task's stderr as ERROR lines: MLflow's INFO lines must not go there."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_CONFIGURE_LOGGING"}
+    done = subprocess.run([sys.executable, "-c", QUIET, f"sqlite:///{tmp_path}/mlflow.db"], env=env,
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert "INFO mlflow.store.db.utils: Creating initial MLflow database tables" in done.stdout
+    assert "mlflow" not in done.stderr
+
+
+def test_the_store_is_prepared_ahead_of_the_first_step(tmp_path):
+    from mlbatch.tracking.steps import prepare_store
+
+    uri = prepare_store(str(tmp_path))
+    assert uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db" and (tmp_path / "mlflow" / "mlflow.db").stat().st_size > 0
+    assert prepare_store("s3://bucket/root") is None

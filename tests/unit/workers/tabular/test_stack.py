@@ -180,3 +180,71 @@ def test_permutation_importance_finds_the_one_column_that_matters():
     drops = permutation_auc_drop(OnlyA(), X, y, ["a", "b", "c"], repeats=2, seed=1)
     assert drops["a"] > 0.2 and drops["b"] == 0 and drops["c"] == 0
     assert X["c"].dtype == "category"  # the caller's frame is left alone
+
+
+# -- regression --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def regression_steps(tmp_path_factory) -> dict[str, str]:
+    """scikit-learn's diabetes data as a CSV -> table.load (task: regression) -> two GBDTs -> stack."""
+    from sklearn.datasets import load_diabetes
+
+    tmp = tmp_path_factory.mktemp("stack_regression")
+    frame = load_diabetes(as_frame=True).frame
+    frame.to_csv(tmp / "diabetes.csv", index=False)
+    data = _step(tmp, "data", "table.load", params={"source": str(tmp / "diabetes.csv"), "label": "target",
+                                                     "task": "regression"})
+    deep = _step(tmp, "deep", "train.gbdt", shards=3, params={"max_iter": 40}, inputs={"data": data})
+    shallow = _step(tmp, "shallow", "train.gbdt", shards=3, params={"max_iter": 20, "max_depth": 2},
+                    inputs={"data": data})
+    stacked = _step(tmp, "stack", "ensemble.stack", inputs={"data": data, "deep": deep, "shallow": shallow})
+    return {"data": data, "deep": deep, "shallow": shallow, "stack": stacked, "tmp": str(tmp)}
+
+
+def test_regressors_are_stacked_by_a_cross_validated_linear_model(regression_steps):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+    manifest = artifacts.read_step_manifest(regression_steps["stack"])
+    metrics = manifest["metrics"]
+    deep, shallow = _oof(regression_steps["deep"]), _oof(regression_steps["shallow"])
+    X, y = np.column_stack([deep["pred"], shallow["pred"]]), deep["y"].to_numpy()
+    expected = np.empty(len(y))
+    for fold in range(3):
+        test = deep["fold"].to_numpy() == fold
+        expected[test] = LinearRegression(positive=True).fit(X[~test], y[~test]).predict(X[test])
+    assert metrics["rmse"] == pytest.approx(root_mean_squared_error(y, expected))
+    assert metrics["mae"] == pytest.approx(mean_absolute_error(y, expected))
+    assert metrics["rmse_deep"] == pytest.approx(root_mean_squared_error(y, deep["pred"]))
+    assert "auc" not in metrics and manifest["shards"][0]["task"] == "regression"
+    assert set(manifest["shards"][0]["outputs"]) == {"model"}  # ROC and calibration are binary plots
+
+
+def test_stacked_regressor_predicts_values_and_predict_batch_scores_rmse(regression_steps):
+    model = artifacts.read_joblib(artifacts.step_output_uris(artifacts.read_step_manifest(regression_steps["stack"]),
+                                                             "model")[0])
+    rows = read_features(artifacts.read_step_manifest(regression_steps["data"])).head(20)
+    assert model.task == "regression"
+    assert np.allclose(model.predict(rows), model.intercept + model.base_predictions(rows) @ np.array(model.weights))
+    scored = _step(Path(regression_steps["tmp"]), "score", "predict.batch",
+                   inputs={"stack": regression_steps["stack"], "data": regression_steps["data"]})
+    assert "rmse" in artifacts.read_step_manifest(scored)["metrics"]
+
+
+def test_a_binary_and_a_regression_model_are_not_stacked_together(steps, regression_steps, tmp_path):
+    with pytest.raises(BadInput, match=r"one task, but its inputs differ: 'clf' \(binary\), 'reg' \(regression\)"):
+        run(StepRequest("ensemble.stack", {}, {"clf": steps["deep"], "reg": regression_steps["deep"]},
+                        str(tmp_path / "stack")))
+
+
+def test_a_fold_per_shard_step_commits_its_out_of_fold_metrics_over_every_fold_and_its_task(steps, regression_steps):
+    from sklearn.metrics import root_mean_squared_error
+
+    binary = artifacts.read_step_manifest(steps["deep"])
+    oof = _oof(steps["deep"])
+    assert binary["task"] == "binary" and binary["metrics"]["folds"] == 3
+    assert binary["metrics"]["auc"] == pytest.approx(roc_auc_score(oof["y"], oof["pred"]))
+    regression = artifacts.read_step_manifest(regression_steps["deep"])
+    oof = _oof(regression_steps["deep"])
+    assert regression["task"] == "regression" and "auc" not in regression["metrics"]
+    assert regression["metrics"]["rmse"] == pytest.approx(root_mean_squared_error(oof["y"], oof["pred"]))

@@ -1,0 +1,65 @@
+"""Lint of a data step's source: the file exists, and its label, id and columns are in its header.
+
+Only `mlbatch lint` calls this, never the DAG loader: reading a file (maybe over the network)
+has no place in DAG parsing. A CSV costs its first line, a Parquet file its footer. A relative
+path is relative to the project root, where `mlbatch demo` runs the batches.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlbatch.spec.checks import Issue, did_you_mean
+from mlbatch.spec.models import BatchSpec
+
+SOURCE_WORKERS = ("table.load",)  # workers whose params name a table source, a label and columns
+
+
+def source_issues(spec: BatchSpec, base: Path | None = None) -> tuple[list[Issue], list[Issue]]:
+    """(errors, warnings) of every data step's source; a source that cannot be read is a warning.
+    `base`: the folder a relative path is relative to (default: the working directory)."""
+    from workers.tabular.source import header, is_table, missing_source
+
+    errors: list[Issue] = []
+    warnings: list[Issue] = []
+    for name, step in spec.steps.items():
+        source = step.params.get("source")
+        if step.run not in SOURCE_WORKERS or not isinstance(source, str) or not is_table(source):
+            continue
+        where = ("steps", name, "params", "source")
+        located = str(base / source) if base is not None and "://" not in source and not Path(source).is_absolute() \
+            else source
+        try:
+            columns = header(located)
+        except FileNotFoundError:
+            errors.append(Issue(where, missing_source(located), "point params.source at the table's file or URI"))
+            continue
+        except Exception as error:  # noqa: BLE001 - unreachable store, no credentials: the run will say more
+            warnings.append(Issue(where, f"could not read the header of {source} ({type(error).__name__}: {error}); "
+                                         "label and columns were not checked", None))
+            continue
+        errors += _column_issues(name, step.params, source, columns)
+    return errors, warnings
+
+
+def _column_issues(step: str, params: dict[str, Any], source: str, columns: list[str]) -> list[Issue]:
+    """Every column the params name that the header lacks, with the closest column as the fix."""
+    named: list[tuple[tuple[str | int, ...], str, str]] = []  # (where, what, column)
+    for field in ("label", "id"):
+        if isinstance(params.get(field), str):
+            named.append(((field,), f"{field} column", params[field]))
+    selection = params.get("columns") if isinstance(params.get("columns"), dict) else {}
+    for field in ("include", "exclude"):
+        named += [(("columns", field, i), f"column in columns.{field}", c)
+                  for i, c in enumerate(selection.get(field) or []) if isinstance(c, str)]
+    for field in ("categorical", "numeric"):
+        named += [((field, i), f"column in {field}", c) for i, c in enumerate(params.get(field) or [])
+                  if isinstance(c, str)]
+    issues = []
+    for where, what, column in named:
+        if column in columns:
+            continue
+        hint = did_you_mean(column, columns, f"the columns of {source}")
+        issues.append(Issue(("steps", step, "params", *where), f"{what} {column!r} is not a column of {source} "
+                            f"(columns: {', '.join(columns) or 'none'})", hint))
+    return issues
