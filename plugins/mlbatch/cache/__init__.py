@@ -1,1 +1,1 @@
-"""The step-output cache: cache keys, the store behind `python -m mlbatch cache`, and lease locks."""
+"""The step-output cache: cache keys, the store behind `mlbatch cache`, and lease locks."""

@@ -1,4 +1,4 @@
-"""The cache as a store: list the committed keys and clean out old ones (`python -m mlbatch cache`).
+"""The cache as a store: list the committed keys and clean out old ones (`mlbatch cache`).
 
 Layout under the artifact root (see mlbatch.cache.keys and workers.artifacts):
     {dag_id}/{step}/{key}/...          one key: shard folders, then manifest.json (its commit)

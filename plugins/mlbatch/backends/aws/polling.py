@@ -158,7 +158,7 @@ class PollingBackend(Generic[H]):
         if found is None:
             raise SettingsError(
                 f"{self.service} {self.definition_noun} {name!r} (image {image!r}) is not registered: "
-                "run `python -m mlbatch deploy --image-tag <tag>` once per worker image")
+                "run `mlbatch deploy --image-tag <tag>` once per worker image")
 
     def log_submission(self, request: JobRequest, what: str, timeout_note: str = "") -> None:
         """'churn.train: submitted ... : 2 vcpu, 3 GiB, 1 GPU, timeout 30m'."""

@@ -5,5 +5,5 @@
 - client:     BatchJobs, the one place that talks to AWS (through the Amazon provider's hooks)
 - backend:    AwsBatchBackend: submit or reattach, wait (in the task or deferred), collect
 - trigger:    BatchStepTrigger, the small serializable wait that runs in the triggerer
-- definitions: job definitions from settings, registered by `python -m mlbatch deploy`
+- definitions: job definitions from settings, registered by `mlbatch deploy`
 """

@@ -6,5 +6,5 @@
 - client:      EcsTasks, the one place that talks to ECS and CloudWatch Logs
 - backend:     EcsBackend: run or reattach, wait (in the task or deferred), enforce the timeout, collect
 - trigger:     EcsStepTrigger, the small serializable wait in the triggerer
-- definitions: task definitions from the settings, registered by `python -m mlbatch deploy`
+- definitions: task definitions from the settings, registered by `mlbatch deploy`
 """
