@@ -52,10 +52,10 @@ def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
     if check.spec is not None:
         cpus = cpu_count if cpu_count is not None else local_cpu_count()
         try:
-            warnings = local_vcpu_warnings(check.spec, cpus)
-        except ValueError:
-            warnings = []  # a bad MLBATCH_BACKEND: already reported as an error by the loader
-        warnings += alert_connection_warnings(check.spec) + oom_growth_warnings(check.spec)
+            warnings = local_vcpu_warnings(check.spec, cpus) + oom_growth_warnings(check.spec)
+        except ValueError:  # a bad MLBATCH_BACKEND: the loader reported it as an error already
+            return sorted(problems, key=lambda problem: problem.line or 0)
+        warnings += alert_connection_warnings(check.spec)
         source_errors, source_warnings = source_issues(check.spec, find_root(path.parent))
         problems += [problem_at(str(path), issue, check.root) for issue in source_errors]
         problems += [problem_at(str(path), issue, check.root, severity="warning")

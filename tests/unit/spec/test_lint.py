@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlbatch.cli.main import COMMANDS, build_parser
-from mlbatch.spec.lint import lint_paths
+from mlbatch.spec.lint import lint_file, lint_paths
 from mlbatch.spec.loader import load_spec
 from mlbatch.spec.problems import SpecError
 
@@ -172,3 +172,11 @@ def test_on_oom_max_not_above_the_budget_is_a_warning(tmp_path):
     assert problem.severity == "warning" and problem.step == "hog"
     assert "on_oom.max (1024 MiB)" in problem.message and "2048 MiB" in problem.message
     assert problem.line == 5
+
+
+def test_a_misspelled_backend_in_the_environment_is_one_error_per_spec_with_the_fix(tmp_path, monkeypatch):
+    spec = write(tmp_path, "good.yaml", GOOD + "defaults: {resources: {vcpu: 64}, on_oom: {grow: 2, max: 1Gi}}\n")
+    monkeypatch.setenv("MLBATCH_BACKEND", "dockr")
+    problems = lint_file(spec, cpu_count=2)  # the warnings that resolve steps must not raise
+    assert [(p.severity, p.fix) for p in problems] == [("error", "did you mean 'docker'?")]
+    assert "MLBATCH_BACKEND='dockr' is not a backend" in problems[0].message
