@@ -21,11 +21,12 @@ from mlbatch.backends.docker.reattach import Action, plan_shard
 from mlbatch.backends.docker.verdict import classify_state, engine_unreachable, start_failure
 from mlbatch.backends.failures import FailureClass, format_duration, format_exit, format_mib
 from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
+from mlbatch.backends.single_run import SingleRunBackend
 from mlbatch.backends.slots import LocalSlots, SlotLease, default_capacity
 from workers.wire import encode_ranges
 
 
-class DockerBackend:
+class DockerBackend(SingleRunBackend):
     """Runs a JobRequest as containers, one per shard, in parallel as the host's vcpu slots allow."""
 
     def __init__(self, log: Callable[[str], None] = print, slots: LocalSlots | None = None,
@@ -35,46 +36,17 @@ class DockerBackend:
         self._settings = settings  # a mlbatch.settings.DockerSettings; None: read when run() starts
         self.poll_interval_s = poll_interval_s
         self.term_grace_s = term_grace_s
-        self._lock = threading.RLock()
+        super().__init__()
         self._log_lock = threading.Lock()
-        self._cancelled = threading.Event()
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
         self._running: dict[int, tuple[Follower, SlotLease]] = {}
-        self._run_thread: int | None = None
 
-    # ---- public API ---------------------------------------------------------
-
-    def run(self, request: JobRequest) -> JobResult:
-        with self._lock:
-            if not self._idle.is_set():
-                raise RuntimeError("this DockerBackend is already running a request; use one backend per run")
-            self._idle.clear()
-            self._run_thread = threading.get_ident()
-        try:
-            return self._run(request)
-        finally:
-            with self._lock:
-                self._run_thread = None
-                self._idle.set()
-
-    def cancel(self, wait_s: float = 10.0) -> None:
-        """Stop and remove every container of this try; nothing new starts ("Mark failed", on_kill)."""
-        self._cancelled.set()
-        self._wake.set()
+    def _stop_running(self) -> None:
+        """Stop and remove every container of this try (the engine kills its processes)."""
         with self._lock:
             followers = [follower for follower, _ in self._running.values()]
-            waiting_thread = self._run_thread
         for follower in followers:
             follower.killed_for = follower.killed_for or "cancel"
             engine.remove(follower.container)
-        if waiting_thread is not None and waiting_thread != threading.get_ident():
-            self._idle.wait(wait_s)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
 
     # ---- the loop -----------------------------------------------------------
 

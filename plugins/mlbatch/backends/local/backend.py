@@ -15,10 +15,11 @@ from mlbatch.backends.failures import format_mib
 from mlbatch.backends.jobs import JobRequest, JobResult
 from mlbatch.backends.local.attempt import LocalTry
 from mlbatch.backends.local.groups import ProcessGroups
+from mlbatch.backends.single_run import SingleRunBackend
 from mlbatch.backends.slots import LocalSlots
 
 
-class LocalBackend:
+class LocalBackend(SingleRunBackend):
     """Runs a JobRequest as local processes, one per shard, in parallel as capacity allows."""
 
     def __init__(
@@ -32,46 +33,14 @@ class LocalBackend:
         self._slots = slots
         self.poll_interval_s = poll_interval_s
         self.term_grace_s = term_grace_s
-        # Reentrant: cancel() may run in a signal handler on the thread that holds it.
-        self._lock = threading.RLock()
+        super().__init__()
         self._log_lock = threading.Lock()
         self._groups = ProcessGroups()
-        self._cancelled = threading.Event()
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._run_thread: int | None = None
 
-    def run(self, request: JobRequest) -> JobResult:
-        with self._lock:
-            if not self._idle.is_set():
-                raise RuntimeError("this LocalBackend is already running a request; use one backend per run")
-            self._idle.clear()
-            self._run_thread = threading.get_ident()
-        try:
-            return self._run(request)
-        finally:
-            with self._lock:
-                self._run_thread = None
-                self._idle.set()
-
-    def cancel(self, wait_s: float = 10.0) -> None:
-        """Kill every running process group of this backend (SIGKILL); nothing new starts.
-
-        Safe from any thread and from a signal handler (Airflow's on_kill). From
-        another thread it also waits up to wait_s for run() to reap the processes.
-        """
-        self._cancelled.set()
-        self._wake.set()
+    def _stop_running(self) -> None:
+        """Kill every running process group of this try (SIGKILL): the workers die with their children."""
         with self._lock:
             self._groups.kill_all(signal.SIGKILL)
-            waiting_thread = self._run_thread
-        if waiting_thread is not None and waiting_thread != threading.get_ident():
-            self._idle.wait(wait_s)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
 
     def _run(self, request: JobRequest) -> JobResult:
         slots = self._slots if self._slots is not None else LocalSlots()
