@@ -57,4 +57,16 @@ def prepare_tracking() -> None:
     from mlbatch.tracking.steps import prepare_store
 
     if load_settings().tracking.mlflow:  # MLBATCH_TRACKING_MLFLOW=false turns it off
-        prepare_store(artifact_root())
+        import logging
+
+        # creating the tables logs one INFO line per migration (about 60): a newcomer's first
+        # `mlbatch demo` would open with them
+        quiet = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.WARNING)
+        try:
+            prepare_store(artifact_root())
+        finally:
+            for logger, level in zip(quiet, levels):
+                logger.setLevel(level)
