@@ -31,10 +31,14 @@ from typing import Any
 from bench.stats import median, p90
 
 NAME = "Waiting steps: shared polling vs the Amazon provider's trigger"
+SIZES = (100, 1000)
+HOLD_S = 75.0
+SPREAD_S = 30.0
+SIDES = ("mlbatch", "provider")
 MEASURES = (
     "N single-job steps waiting on AWS Batch in one triggerer-like process (one asyncio loop running "
-    "every trigger), against moto_server on 127.0.0.1 with the jobs held RUNNABLE for {hold_s:.0f} s, "
-    "then all ended at one instant. mlbatch: BatchStepTrigger at poll_interval 15 s (the default), "
+    "every trigger), against moto_server on 127.0.0.1 with the jobs held RUNNABLE for {hold_s:.0f} s. "
+    "mlbatch: BatchStepTrigger at poll_interval 15 s (the default), "
     "whose steps share DescribeJobs calls (up to 100 jobs a call); provider: BatchJobTrigger as "
     "BatchOperator(deferrable=True) defers, waiter_delay 30 s (its default). The jobs then end one by one, "
     "spread evenly over 30 s. DescribeJobs calls are "
@@ -42,11 +46,7 @@ MEASURES = (
     "before the triggers started to when all were waiting, per step; CPU is the child's CPU time "
     "while waiting, per step per minute; detection is the time from a job's end to its trigger's "
     "event (median and p95); done is the time from the last job's end to the last event."
-)
-SIZES = (100, 1000)
-HOLD_S = 75.0
-SPREAD_S = 30.0
-SIDES = ("mlbatch", "provider")
+).format(hold_s=HOLD_S)
 
 
 def run() -> dict:
