@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import psutil
 import pytest
 import yaml
 
-from mlbatch.cli.postgres import LocalPostgres, PostgresUnavailable
+from mlbatch.cli.postgres import LocalPostgres, PostgresUnavailable, free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -134,9 +133,7 @@ def standalone(env: dict[str, str]) -> Iterator[AirflowStack]:
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([AIRFLOW, "pools", "set", "mlbatch_local", "2", "local workers"], env=env, check=True,
                    capture_output=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlbatch", "up", "--port", str(port)], env=env, cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

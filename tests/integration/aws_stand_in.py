@@ -47,8 +47,9 @@ PROJECT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 BUCKET = "mlbatch-artifacts"
 QUEUES = {"cpu": "mlbatch-cpu", "gpu": "mlbatch-gpu", "cpu-spot": "mlbatch-cpu-spot", "gpu-spot": "mlbatch-gpu-spot"}
-# the Airflow side's key (moto takes any): distinctive, so that a test can tell it never reached a container
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIASTANDINAIRFLOW01", "AWS_SECRET_ACCESS_KEY": "stand-in-airflow-secret-Kq93xv"}
+# the Airflow side's key for moto (which takes any): plainly not an AWS key, and distinctive, so that a
+# test can tell it never reached a container
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "mlbatch-test-airflow-key-id", "AWS_SECRET_ACCESS_KEY": "mlbatch-test-not-a-secret"}
 REPOSITORY = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/mlbatch-worker"
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 EXITED_REASON = "Essential container in task exited"

@@ -104,36 +104,3 @@ def shared_poller(kind: Hashable, session: Session, interval_s: float) -> Shared
     if poller is None:
         poller = _POLLERS[(loop_id, kind)] = SharedPoller(session, interval_s)
     return poller
-
-
-def batch_jobs(aws_conn_id: str | None, region_name: str | None) -> Session:
-    """DescribeJobs through the Amazon provider's async Batch client: job id -> job."""
-    @contextlib.asynccontextmanager
-    async def session() -> AsyncIterator[Describe]:
-        from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
-
-        hook = BatchClientHook(aws_conn_id=aws_conn_id, region_name=region_name)
-        async with await hook.get_async_conn() as client:
-            async def describe(ids: list[str]) -> dict[str, dict[str, Any]]:
-                return {job["jobId"]: job for job in (await client.describe_jobs(jobs=ids)).get("jobs", [])}
-
-            yield describe
-
-    return session
-
-
-def ecs_tasks(aws_conn_id: str | None, region_name: str | None, cluster: str) -> Session:
-    """DescribeTasks through the Amazon provider's async ECS client: task ARN -> task."""
-    @contextlib.asynccontextmanager
-    async def session() -> AsyncIterator[Describe]:
-        from airflow.providers.amazon.aws.hooks.ecs import EcsHook
-
-        hook = EcsHook(aws_conn_id=aws_conn_id, region_name=region_name)
-        async with await hook.get_async_conn() as client:
-            async def describe(arns: list[str]) -> dict[str, dict[str, Any]]:
-                response = await client.describe_tasks(cluster=cluster, tasks=arns)
-                return {task["taskArn"]: task for task in response.get("tasks", [])}
-
-            yield describe
-
-    return session

@@ -19,12 +19,12 @@ from typing import Any, AsyncIterator, Hashable
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from mlbatch.backends.aws.shared_polling import Session, shared_poller
+from mlbatch.backends.aws.shared_polling import Describe, Session, shared_poller
 from mlbatch.backends.protocols import Progress
 
 
 class PollingTrigger(BaseTrigger):
-    """Subclasses give what they wait for (`watched`), how it is described (`session`, `poll_group`),
+    """Subclasses give what they wait for (`watched`), how it is described (`describe`, `poll_group`),
     what a round's descriptions mean (`judge`), the hook (`hook`) and what stopping means (`stop`)."""
 
     def __init__(self, aws_conn_id: str | None, region_name: str | None, poll_interval_s: float,
@@ -43,9 +43,20 @@ class PollingTrigger(BaseTrigger):
         """The ids this step waits for (a job id, task ARNs)."""
         raise NotImplementedError
 
-    def session(self) -> Session:
-        """Opens the describe call of the service (shared_polling.batch_jobs, ecs_tasks)."""
+    async def describe(self, client: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """One describe call of the service (at most 100 ids): id -> its description."""
         raise NotImplementedError
+
+    def session(self) -> Session:
+        """What the shared poller opens while anything waits: this hook's async client and `describe`."""
+        hook, describe = self.hook(), self.describe
+
+        @contextlib.asynccontextmanager
+        async def opened() -> AsyncIterator[Describe]:
+            async with await hook.get_async_conn() as client:
+                yield lambda ids: describe(client, ids)
+
+        return opened
 
     def poll_group(self) -> Hashable:
         """Triggers with equal groups share one poller: the same service, connection, region and interval."""

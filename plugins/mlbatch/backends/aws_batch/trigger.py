@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 from mlbatch.backends.aws.conventions import STOPPED_BY_AIRFLOW
-from mlbatch.backends.aws.shared_polling import Session, batch_jobs
 from mlbatch.backends.aws.trigger import PollingTrigger
 from mlbatch.backends.aws_batch.outcome import progress
 from mlbatch.backends.protocols import Progress
@@ -34,8 +33,8 @@ class BatchStepTrigger(PollingTrigger):
     def watched(self) -> list[str]:
         return [self.job_id]
 
-    def session(self) -> Session:
-        return batch_jobs(self.aws_conn_id, self.region_name)
+    async def describe(self, client: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {job["jobId"]: job for job in (await client.describe_jobs(jobs=ids)).get("jobs", [])}
 
     def judge(self, described: dict[str, dict[str, Any] | None]) -> tuple[Progress, dict[str, Any]]:
         job = described.get(self.job_id)

@@ -12,7 +12,6 @@ from typing import Any, AsyncIterator, Hashable
 from airflow.triggers.base import TriggerEvent
 
 from mlbatch.backends.aws.conventions import STOPPED_BY_AIRFLOW
-from mlbatch.backends.aws.shared_polling import Session, ecs_tasks
 from mlbatch.backends.aws.trigger import PollingTrigger
 from mlbatch.backends.ecs.outcome import progress
 from mlbatch.backends.protocols import Progress
@@ -45,8 +44,9 @@ class EcsStepTrigger(PollingTrigger):
     def watched(self) -> list[str]:
         return self.task_arns
 
-    def session(self) -> Session:
-        return ecs_tasks(self.aws_conn_id, self.region_name, self.cluster)
+    async def describe(self, client: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        response = await client.describe_tasks(cluster=self.cluster, tasks=ids)
+        return {task["taskArn"]: task for task in response.get("tasks", [])}
 
     def poll_group(self) -> Hashable:
         return (*super().poll_group(), self.cluster)  # DescribeTasks is per cluster
