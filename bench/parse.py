@@ -1,108 +1,107 @@
-"""DAG parse time of every loader in dags/: cold (a fresh interpreter) and warm (re-parses).
+"""DAG parse time of mlbatch loaders in a folder of many specs, as Airflow's dag-processor pays it.
 
-Cold is what a new parsing process pays: interpreter start, `import airflow.sdk`, then
-the loader itself (mlbatch import, YAML read and validation, DAG build). Warm is what the
-dag-processor pays on each re-parse of a file once Airflow and mlbatch are imported.
+One folder: the three example batches, 500 generated specs (bench/many_specs.py) and 20 plain
+Airflow DAGs of four EmptyOperators as the reference. Two measures of the same files:
 
-Every timing happens inside a child interpreter (`python -m bench.parse LOADER REPEATS`),
-so the figures never include this process's own imports.
+- loader: the loader's own time in a process forked from one that holds what the dag-processor
+  holds (bench/parse_probe.py): the mlbatch import, reading and validating the spec and its
+  siblings, building the DAG. With the project's bytecode compiled, and again without any
+  (each parse then compiles mlbatch's modules).
+- dag-processor: Airflow's `dag-processor` itself over the folder, its own recorded parse time
+  per file (bench/dag_processor.py): the loader plus forking, serializing the DAG and handing
+  it to the manager.
 """
 from __future__ import annotations
 
+import compileall
 import json
+import shutil
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
-from bench.stats import median, ms
+from bench import dag_processor
+from bench.many_specs import write_batches, write_plain_dags
+from bench.stats import median, ms, p95
 
 NAME = "DAG parse time"
-MEASURES = (
-    "Parse time of each dags/ loader: cold = a fresh interpreter that imports airflow.sdk and runs "
-    "the loader (median of 5, after one untimed run that warms the file cache); "
-    "warm = re-running the loader in a process that parsed it once (median of 20)."
-)
+GENERATED = 500
+PLAIN = 20
+EXAMPLE_REPEATS = 10
 ROOT = Path(__file__).resolve().parents[1]
-DAGS = ROOT / "dags"
-COLD_RUNS = 5
-WARM_RUNS = 20
+MEASURES = (
+    f"One DAG folder holding the {len(list((ROOT / 'dags').glob('*.py')))} example loaders, {GENERATED} generated "
+    f"specs with their loaders (training, scoring after a training batch, embedding; every third sets its own "
+    f"dag_id) and {PLAIN} plain Airflow DAGs of four EmptyOperators. Loader: its own time in a process forked "
+    "from one holding what Airflow's dag-processor holds (its imports, gc frozen), as the dag-processor forks "
+    f"one per file: each example {EXAMPLE_REPEATS} times, every other file once; with the project's bytecode "
+    "compiled, and without bytecode (each parse compiles mlbatch again). Dag-processor: `airflow dag-processor "
+    f"--num-runs {dag_processor.PASSES}` over the same folder (2 parsing processes, SQLite), each file's "
+    "`last_parse_duration` of the last pass: fork, loader, serialization and hand-over to the manager."
+)
 
 
 def run() -> dict:
-    files = {}
-    for loader in sorted(DAGS.glob("*.py")):
-        _probe(loader, repeats=0)  # untimed: warms the file cache
-        cold = [_probe(loader, repeats=0) for _ in range(COLD_RUNS)]
-        warm = _probe(loader, repeats=WARM_RUNS)
-        files[loader.name] = {
-            "dag_id": warm["dag_id"],
-            "tasks": warm["tasks"],
-            "cold_process_s": median([c["process_s"] for c in cold]),
-            "cold_import_sdk_s": median([c["import_sdk_s"] for c in cold]),
-            "cold_loader_s": median([c["first_parse_s"] for c in cold]),
-            "warm_reparse_s": median(warm["reparse_s"]),
-            "cold_runs": COLD_RUNS,
-            "warm_runs": WARM_RUNS,
-        }
-    return {"files": files}
+    from mlbatch.cli.airflow_home import airflow_command
+
+    for folder in ("plugins", "workers"):  # what pip install or a first import leaves on a real deployment
+        compileall.compile_dir(ROOT / folder, quiet=1)
+    with tempfile.TemporaryDirectory(prefix="mlbatch-parse-") as tmp:
+        dags = Path(tmp) / "dags"
+        groups = {"examples": _copy_examples(dags), "generated": write_batches(dags, GENERATED),
+                  "plain": write_plain_dags(dags, PLAIN)}
+        repeats = {"examples": EXAMPLE_REPEATS, "generated": 1, "plain": 1}
+        loader = {bytecode: {name: _probe(files, repeats[name], bytecode) for name, files in groups.items()}
+                  for bytecode in (True, False)}
+        processor, wall = dag_processor.parse_durations(dags, Path(tmp) / "home", airflow_command())
+    files = {name: [path.name for path in paths] for name, paths in groups.items()}
+    missing = [name for names in files.values() for name in names if name not in processor]
+    if missing:
+        raise RuntimeError(f"the dag-processor recorded no parse time for {len(missing)} files, e.g. {missing[:3]}")
+    return {"files": files, "loader_s": loader[True], "loader_no_bytecode_s": loader[False],
+            "dag_processor_s": processor, "dag_processor_wall_s": wall, "passes": dag_processor.PASSES}
 
 
 def table(result: dict) -> tuple[list[str], list[list[object]]]:
-    headers = [
-        "DAG file", "tasks", "cold: whole process (ms)", "cold: import airflow.sdk (ms)",
-        "cold: loader (ms)", "warm: re-parse (ms)",
-    ]
-    rows = [
-        [name, f["tasks"], ms(f["cold_process_s"]), ms(f["cold_import_sdk_s"]), ms(f["cold_loader_s"]),
-         ms(f["warm_reparse_s"])]
-        for name, f in result["files"].items()
-    ]
+    headers = ["DAG files", "files", "loader, median / p95 / max (ms)", "loader without bytecode, median (ms)",
+               "dag-processor's own, median / p95 / max (ms)"]
+    rows = []
+    for group, names in result["files"].items():
+        label = {"generated": f"generated specs (among {len(names)})",
+                 "plain": "plain Airflow DAG, 4 EmptyOperators (reference)"}.get(group)
+        chunks = [[name] for name in names] if group == "examples" else [names]
+        for chunk in chunks:
+            loader = [s for name in chunk for s in result["loader_s"][group][name]]
+            bare = [s for name in chunk for s in result["loader_no_bytecode_s"][group][name]]
+            processor = [result["dag_processor_s"][name] for name in chunk]
+            rows.append([label or f"{chunk[0]} (example)", len(chunk), _spread(loader), ms(median(bare)),
+                         _spread(processor)])
     return headers, rows
 
 
-def _probe(loader: Path, repeats: int) -> dict:
-    """Parse `loader` in a fresh interpreter; its own timings plus the wall time of the whole process."""
-    began = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.parse", str(loader), str(repeats)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )
-    elapsed = time.perf_counter() - began
+def _spread(seconds: list[float]) -> str:
+    return f"{ms(median(seconds))} / {ms(p95(seconds))} / {ms(max(seconds))}"
+
+
+def _copy_examples(dags: Path) -> list[Path]:
+    (dags / "specs").mkdir(parents=True)
+    for spec in sorted((ROOT / "dags" / "specs").glob("*.y*ml")):
+        shutil.copy(spec, dags / "specs" / spec.name)
+    loaders = []
+    for loader in sorted((ROOT / "dags").glob("*.py")):
+        shutil.copy(loader, dags / loader.name)
+        loaders.append(dags / loader.name)
+    return loaders
+
+
+def _probe(loaders: list[Path], repeats: int, bytecode: bool) -> dict[str, list[float]]:
+    """{file name: seconds of each parse} from bench.parse_probe in a fresh interpreter."""
+    request = {"loaders": [str(p) for p in loaders], "repeats": repeats, "bytecode": bytecode}
+    done = subprocess.run([sys.executable, "-m", "bench.parse_probe"], input=json.dumps(request), cwd=ROOT,
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"parsing {loader} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["process_s"] = elapsed
-    return result
-
-
-def _child(loader: str, repeats: int) -> dict:
-    """Runs in the child interpreter: import airflow.sdk, parse once, then re-parse `repeats` times."""
-    import runpy
-
-    began = time.perf_counter()
-    import airflow.sdk  # noqa: F401  (timed: what every parse process pays first)
-
-    imported = time.perf_counter()
-    namespace = runpy.run_path(loader)
-    parsed = time.perf_counter()
-    reparse = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runpy.run_path(loader)
-        reparse.append(time.perf_counter() - start)
-    dag = namespace.get("dag")
-    if dag is None:
-        raise RuntimeError(f"{loader} defines no 'dag'")
-    return {
-        "dag_id": dag.dag_id,
-        "tasks": len(dag.tasks),
-        "import_sdk_s": imported - began,
-        "first_parse_s": parsed - imported,
-        "reparse_s": reparse,
-    }
-
-
-if __name__ == "__main__":
+        raise RuntimeError(f"bench.parse_probe failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     # Airflow may log to stdout while it loads; the result is the last line.
-    print(json.dumps(_child(sys.argv[1], int(sys.argv[2]))), flush=True)
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    return {Path(loader).name: [run["seconds"] for run in results] for loader, results in runs.items()}

@@ -17,3 +17,9 @@ def p90(values: list[float]) -> float:
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
+
+
+def p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]

@@ -1,4 +1,4 @@
-"""Test-wide environment: a private Airflow home, artifact root and slot directory.
+"""Test-wide environment: a private Airflow home, artifact root, slot directory and spec index.
 
 Set before anything imports Airflow, which reads its configuration at import time.
 """
@@ -18,6 +18,7 @@ os.environ.update({
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
     "MLBATCH_ARTIFACTS": str(_ROOT / "artifacts"),
     "MLBATCH_LOCAL_SLOTS_DIR": str(_ROOT / "slots"),
+    "MLBATCH_SPEC_INDEX_DIR": str(_ROOT / "spec-index"),
     "MLBATCH_SETTINGS": str(_ROOT / "mlbatch.toml"),  # none: a developer's own settings never leak into tests
     # MLflow costs each model step a couple of seconds: on only where a test checks it (test_ml_e2e)
     "MLBATCH_TRACKING_MLFLOW": "false",

@@ -1,13 +1,14 @@
-"""Typed params of each worker. Pydantic only: imported at DAG parse time."""
-from __future__ import annotations
+"""Typed params of each worker. Pydantic only: imported at DAG parse time.
 
+No `from __future__ import annotations` here: pydantic would evaluate every annotation from its
+string again, on every DAG parse."""
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use: a spec uses a few workers
 
 
 class FeaturesParams(_Params):

@@ -4,19 +4,24 @@ Airflow calls on_failure_callback once, when a task finally fails (after its las
 at once for a fail-fast class) and on_retry_callback for a try that will be retried: so
 "exactly one alert per failed step, none for a retried try" is Airflow's own bookkeeping.
 Alerts fail soft: whatever goes wrong with Slack is a warning in the log, never an error.
+Imported at DAG parse time for batches with alerts: the words of an alert (alerts.text) load
+only when one is sent.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from mlbatch.alerts.text import StepAlert, failure_text, success_text
+if TYPE_CHECKING:
+    from mlbatch.alerts.text import StepAlert
 
 log = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 10
 
 
 def step_alert(context: dict[str, Any]) -> StepAlert:
+    from mlbatch.alerts.text import StepAlert
+
     ti = context["ti"]
     error = context.get("exception")
     details = getattr(error, "details", None)
@@ -53,6 +58,7 @@ class SlackAlerts:
         return {"on_success_callback": self.on_dag_success} if "success" in self.events else {}
 
     def on_dag_success(self, context: dict[str, Any]) -> None:
+        from mlbatch.alerts.text import success_text
         from mlbatch.run.paths import artifact_root
         from mlbatch.run.run_index import read_run
 
@@ -76,9 +82,13 @@ class SlackAlerts:
                         "--conn-password '<webhook URL>'", self.conn_id, self.conn_id)
 
     def on_failure(self, context: dict[str, Any]) -> None:
+        from mlbatch.alerts.text import failure_text
+
         self._safely(lambda: self.post(failure_text(step_alert(context))))
 
     def on_retry(self, context: dict[str, Any]) -> None:
+        from mlbatch.alerts.text import failure_text
+
         self._safely(lambda: self.post(failure_text(step_alert(context), retrying=True)))
 
     def post(self, text: str) -> None:

@@ -1,6 +1,8 @@
 """Spec -> Airflow DAG. The only place that builds DAG objects.
 
-Imported at DAG parse time: keep it to pydantic, yaml and the Airflow SDK.
+Imported at DAG parse time: keep it to pydantic, yaml and the Airflow SDK. The dag-processor
+imports it again for every parse of every loader (docs/benchmarks.md, "DAG parse time"), so
+what only some batches need (alerts, the missing-spec error) is imported where it is used.
 """
 from __future__ import annotations
 
@@ -10,11 +12,9 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
-from mlbatch.alerts.slack import SlackAlerts
 from mlbatch.run.assets import dag_schedule, step_asset
 from mlbatch.run.operator import StepOperator
 from mlbatch.spec.loader import load_spec
-from mlbatch.spec.orphans import MissingSpecError
 
 LOCAL_POOL = os.environ.get("MLBATCH_LOCAL_POOL", "mlbatch_local")
 # Airflow's own timeout is a backstop: the backend enforces the step timeout itself
@@ -26,11 +26,13 @@ def build_dag(loader_file: str, spec_relpath: str) -> DAG:
     """Build the DAG of one spec; `spec_relpath` is relative to the loader file's folder."""
     spec_path = Path(loader_file).resolve().parent / spec_relpath
     if not spec_path.is_file():  # the import error then names this loader and the fix, not a bare read error
+        from mlbatch.spec.orphans import MissingSpecError
+
         raise MissingSpecError(Path(loader_file), spec_relpath)
     spec = load_spec(spec_path)
     steps = spec.resolved_steps()
     start = datetime.combine(spec.start_date, datetime.min.time(), tzinfo=timezone.utc)
-    alerts = SlackAlerts(spec.alerts.slack, spec.alerts.on) if spec.alerts.slack else None
+    alerts = _alerts(spec)
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description,
@@ -50,6 +52,14 @@ def build_dag(loader_file: str, spec_relpath: str) -> DAG:
             for upstream in step.needs:
                 tasks[upstream] >> tasks[name]
     return dag
+
+
+def _alerts(spec):
+    if not spec.alerts.slack:
+        return None
+    from mlbatch.alerts.slack import SlackAlerts
+
+    return SlackAlerts(spec.alerts.slack, spec.alerts.on)
 
 
 def _task(dag_id: str, step, callbacks: dict, record_run: bool) -> StepOperator:

@@ -5,7 +5,6 @@ when some other part of the spec has a type error: one lint pass reports everyth
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any, Iterable, NamedTuple
 
 from pydantic import ValidationError
@@ -32,6 +31,8 @@ class SpecValueError(ValueError):
 def did_you_mean(name: str, choices: Iterable[str], what: str = "") -> str | None:
     """'did you mean 'x'?' for the closest choice, else a list of the choices (None if there are none)."""
     choices = sorted(choices)
+    import difflib  # here: only a misspelt name needs it, and every DAG parse imports this module
+
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]!r}?"

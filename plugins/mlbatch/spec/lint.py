@@ -7,7 +7,8 @@ from typing import Iterable
 
 from mlbatch.cli.project import find_root
 from mlbatch.spec.checks import Issue
-from mlbatch.spec.loader import check_spec, spec_files
+from mlbatch.spec.folder import SpecFolder, spec_files
+from mlbatch.spec.loader import check_spec
 from mlbatch.spec.models import BatchSpec
 from mlbatch.spec.orphans import orphan_problems
 from mlbatch.spec.problems import Problem, problem_at
@@ -40,14 +41,16 @@ def lint_paths(paths: Iterable[Path], cpu_count: int | None = None) -> list[Prob
 def lint_specs(paths: Iterable[Path], cpu_count: int | None = None) -> tuple[list[Path], list[Problem]]:
     """The spec files under `paths` and every problem of them: what `mlbatch lint` prints."""
     files, problems = expand_paths(Path(p) for p in paths)
+    folders: dict[Path, SpecFolder] = {}  # one per directory: each sibling is read and parsed once per run
     for file in files:
-        problems += lint_file(file, cpu_count)
+        folder = folders.setdefault(file.parent, SpecFolder(file.parent))
+        problems += lint_file(file, cpu_count, folder)
     return files, problems + orphan_problems(files)
 
 
-def lint_file(path: Path, cpu_count: int | None = None) -> list[Problem]:
+def lint_file(path: Path, cpu_count: int | None = None, folder: SpecFolder | None = None) -> list[Problem]:
     """The loader's problems of one spec file, plus warnings when the spec itself is valid."""
-    check = check_spec(path)
+    check = check_spec(path, folder)
     problems = list(check.problems)
     if check.spec is not None:
         cpus = cpu_count if cpu_count is not None else local_cpu_count()

@@ -1,23 +1,21 @@
 """Read a spec file into a BatchSpec, or say everything that is wrong with it. Imports no Airflow.
 
-Runs at DAG parse time for every spec, so the sibling scan for duplicate dag ids only parses
-the files that could claim the same dag id.
+Runs at DAG parse time for every spec; what it asks of the sibling specs (duplicate dag ids,
+`schedule.after`) goes through one SpecFolder (mlbatch.spec.folder), which keeps that cheap.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from mlbatch.spec.folder import SafeLoader, SpecFolder, dag_id_owner, effective_dag_id
 from mlbatch.spec.models import DAG_ID_CHARS, DAG_ID_PATTERN, BatchSpec, availability_problems
 from mlbatch.spec.problems import Problem, SpecError, compose, line_of, problem_at, problems_from_validation_error
 
-SPEC_SUFFIXES = (".yaml", ".yml")
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -42,7 +40,19 @@ def load_spec(path: str | Path) -> BatchSpec:
     return check.spec
 
 
-def check_spec(path: Path) -> SpecCheck:
+def check_spec(path: Path, folder: SpecFolder | None = None) -> SpecCheck:
+    """Everything wrong with one spec. Its siblings are seen through `folder` (lint shares one across
+    the specs of a folder), else through the folder's index, which this check then brings up to date."""
+    if folder is not None:
+        return _check(path, folder)
+    folder = SpecFolder.indexed(path.parent)
+    try:
+        return _check(path, folder)
+    finally:
+        folder.save()
+
+
+def _check(path: Path, folder: SpecFolder) -> SpecCheck:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -50,7 +60,7 @@ def check_spec(path: Path) -> SpecCheck:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return SpecCheck(path, None, [Problem(file, None, None, f"cannot read the spec: {reason}")])
     try:
-        data = yaml.load(text, Loader=_SafeLoader)
+        data = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
         return SpecCheck(path, None, [_syntax_problem(file, exc)])
     if not isinstance(data, dict):
@@ -59,7 +69,7 @@ def check_spec(path: Path) -> SpecCheck:
                                               "start from the example: dag_id, schedule, defaults, steps")])
     root = compose(text)
     problems = _duplicate_key_problems(file, root)
-    duplicate = duplicate_dag_id_problem(path, _effective_dag_id(data, path), root)
+    duplicate = duplicate_dag_id_problem(path, effective_dag_id(data, path), root, folder)
     problems += [duplicate] if duplicate else []
     try:
         spec = BatchSpec.model_validate(data)
@@ -73,7 +83,7 @@ def check_spec(path: Path) -> SpecCheck:
     problems += [problem_at(file, issue, root) for issue in availability_problems(spec)]
     from mlbatch.spec.upstream import after_problems  # here: it reads the sibling specs through this module
 
-    problems += after_problems(spec, path, root)
+    problems += after_problems(spec, path, root, folder)
     return SpecCheck(path, spec, _by_line(problems), root)
 
 
@@ -117,53 +127,10 @@ def _duplicate_key_problems(file: str, root: yaml.Node | None) -> list[Problem]:
     return problems
 
 
-def _effective_dag_id(data: Any, path: Path) -> str:
-    dag_id = data.get("dag_id") if isinstance(data, dict) else None
-    return dag_id if isinstance(dag_id, str) else path.stem
-
-
-def spec_files(directory: Path) -> list[Path]:
-    """The spec files of a directory (*.yaml, *.yml), by name."""
-    return sorted((p for p in directory.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()),
-                  key=lambda p: p.name)
-
-
-def dag_id_claimants(path: Path, dag_id: str) -> list[Path]:
-    """The spec files next to `path` (itself included) whose effective dag_id is `dag_id`.
-
-    Files that are not valid YAML claim nothing: they produce no DAG anyway.
-    """
-    claimants = [path]
-    try:
-        siblings = spec_files(path.parent)
-    except OSError:
-        return claimants
-    for sibling in siblings:
-        if sibling.name == path.name:
-            continue
-        try:
-            text = sibling.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        if "dag_id" not in text and sibling.stem != dag_id:
-            continue  # it can only claim its own file name, which differs: no need to parse it
-        try:
-            data = yaml.load(text, Loader=_SafeLoader)
-        except yaml.YAMLError:
-            continue
-        if isinstance(data, dict) and _effective_dag_id(data, sibling) == dag_id:
-            claimants.append(sibling)
-    return claimants
-
-
-def dag_id_owner(claimants: list[Path], dag_id: str) -> Path:
-    """Of files claiming one dag_id, the one that keeps it: the file named after it, else the first by name."""
-    return min(claimants, key=lambda p: (p.stem != dag_id, p.name))
-
-
-def duplicate_dag_id_problem(path: Path, dag_id: str, root: yaml.Node | None = None) -> Problem | None:
+def duplicate_dag_id_problem(path: Path, dag_id: str, root: yaml.Node | None = None,
+                             folder: SpecFolder | None = None) -> Problem | None:
     """A problem for `path` when another spec file keeps the same dag_id; None when `path` keeps it."""
-    claimants = dag_id_claimants(path, dag_id)
+    claimants = (folder or SpecFolder(path.parent)).claimants(path, dag_id)
     owner = dag_id_owner(claimants, dag_id)
     if owner.name == path.name:
         return None

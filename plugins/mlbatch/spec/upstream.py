@@ -2,27 +2,28 @@
 
 A batch scheduled on a step that no batch has would wait forever without a word, so a
 misspelt name is an error of the consumer's spec (lint and its DAG file), with 'did you mean'.
-Runs at DAG parse time: it reads the sibling specs the way the duplicate dag_id check does,
-parsing only the files that can hold the named batch.
+Runs at DAG parse time: it reads the sibling specs through the check's SpecFolder, parsing
+only the files that can hold the named batch.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from mlbatch.spec.checks import Issue, did_you_mean
-from mlbatch.spec.loader import _SafeLoader, _effective_dag_id, dag_id_claimants, dag_id_owner, spec_files
+from mlbatch.spec.folder import SpecFolder, dag_id_owner
 from mlbatch.spec.models import BatchSpec
 from mlbatch.spec.problems import Problem, problem_at
 from mlbatch.spec.schedules import AfterSchedule, split_ref
 
 
-def after_problems(spec: BatchSpec, path: Path, root: yaml.Node | None) -> list[Problem]:
+def after_problems(spec: BatchSpec, path: Path, root: yaml.Node | None,
+                   folder: SpecFolder | None = None) -> list[Problem]:
     """Problems of the `schedule.after` references of a valid spec read from `path`."""
     if not isinstance(spec.schedule, AfterSchedule):
         return []
+    folder = folder or SpecFolder(path.parent)
     issues = []
     for index, ref in enumerate(spec.schedule.after):
         loc = ("schedule", "after", index)
@@ -32,8 +33,8 @@ def after_problems(spec: BatchSpec, path: Path, root: yaml.Node | None) -> list[
         elif dag_id == spec.dag_id:
             issues.append(Issue(loc, f"a batch cannot be scheduled after its own step {step!r}",
                                 "name a step of another batch; within a batch, use needs"))
-        elif (steps := batch_steps(path, dag_id)) is None:
-            known = sorted(batch_ids(path.parent) - {spec.dag_id})
+        elif (steps := batch_steps(folder, path, dag_id)) is None:
+            known = sorted(folder.dag_ids() - {spec.dag_id})
             issues.append(Issue(loc, f"no batch {dag_id!r} among the specs in {path.parent}",
                                 did_you_mean(dag_id, known, "the batches") or "add its spec first"))
         elif step not in steps:
@@ -42,23 +43,10 @@ def after_problems(spec: BatchSpec, path: Path, root: yaml.Node | None) -> list[
     return [problem_at(str(path), issue, root) for issue in issues]
 
 
-def batch_steps(path: Path, dag_id: str) -> list[str] | None:
+def batch_steps(folder: SpecFolder, path: Path, dag_id: str) -> list[str] | None:
     """Step names of the sibling spec that keeps `dag_id`; None when no other spec claims it."""
-    claimants = [p for p in dag_id_claimants(path, dag_id) if p.name != path.name]
+    claimants = [p for p in folder.claimants(path, dag_id) if p.name != path.name]
     if not claimants:
         return None
-    steps = _read(dag_id_owner(claimants, dag_id)).get("steps")
-    return [str(name) for name in steps] if isinstance(steps, dict) else []
-
-
-def batch_ids(directory: Path) -> set[str]:
-    """The dag_id of every spec in `directory` (only asked when a name was not found)."""
-    return {_effective_dag_id(_read(path), path) for path in spec_files(directory)}
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    claim = folder.claim(dag_id_owner(claimants, dag_id).name)
+    return claim.steps if claim is not None and claim.steps is not None else []
