@@ -77,6 +77,12 @@ def table(result: dict) -> tuple[list[str], list[list[object]]]:
             processor = [result["dag_processor_s"][name] for name in chunk]
             rows.append([label or f"{chunk[0]} (example)", len(chunk), _spread(loader), ms(median(bare)),
                          _spread(processor)])
+    every = [name for names in result["files"].values() for name in names]
+    loader_total = sum(median(result["loader_s"][g][n]) for g, names in result["files"].items() for n in names)
+    bare_total = sum(median(result["loader_no_bytecode_s"][g][n]) for g, names in result["files"].items() for n in names)
+    rows.append([f"the whole folder, one pass: sum of parse times (s); dag-processor wall for {result['passes']} "
+                 f"passes {result['dag_processor_wall_s']:.0f} s", len(every), f"{loader_total:.1f}",
+                 f"{bare_total:.1f}", f"{sum(result['dag_processor_s'][n] for n in every):.1f}"])
     return headers, rows
 
 
