@@ -3,9 +3,10 @@
 Every parse of a loader looks at the specs next to its own: does another file claim the same
 dag_id? which steps has the batch named in `schedule.after`? The dag-processor re-parses every
 loader every 30 s, so with hundreds of specs in one folder this has to stay cheap: the folder
-is listed once per check, each file read at most once, and a file is parsed as YAML only when
-it can claim the dag_id asked about. Lint shares one SpecFolder across all the specs of a
-folder, so each sibling is also parsed at most once per lint run.
+is listed once per check and each file read at most once. A loader's parse reads only the
+files changed since an earlier parse (mlbatch.spec.folder_index); lint, which shares one
+SpecFolder across all the specs of a folder, parses a file as YAML only when it can claim
+the dag_id asked about, and each at most once per run.
 """
 from __future__ import annotations
 
@@ -149,12 +150,15 @@ def _stamped_spec_names(directory: Path) -> dict[str, Stamp]:
 def _may_set_dag_id(raw: bytes | None, spelled: bytes | None) -> bool:
     """Whether a spec's text can set `dag_id: <spelled>` (None: an invalid dag id, so any may).
 
-    A valid dag id is letters, digits and `_.-`, which YAML writes literally in any scalar
-    style; only a double-quoted escape (a backslash) could spell it otherwise.
+    The key and a valid dag id (letters, digits and `_.-`) are written literally in any YAML
+    scalar style, aliases and merge keys included; only a double-quoted escape (a backslash)
+    could spell them otherwise, and then the file is parsed.
     """
     if raw is None:
         return False
-    return b"dag_id" in raw and (spelled is None or spelled in raw or b"\\" in raw)
+    if b"\\" in raw:
+        return True
+    return b"dag_id" in raw and (spelled is None or spelled in raw)
 
 
 def _parse(raw: bytes | None) -> dict[str, Any] | None:

@@ -17,7 +17,6 @@ from mlbatch.spec.models import DAG_ID_CHARS, DAG_ID_PATTERN, BatchSpec, availab
 from mlbatch.spec.problems import Problem, SpecError, compose, line_of, problem_at, problems_from_validation_error
 
 
-
 @dataclass
 class SpecCheck:
     """The outcome of reading one spec: the spec when it is usable, every problem, the YAML tree for lines."""

@@ -2,8 +2,8 @@
 
 A batch scheduled on a step that no batch has would wait forever without a word, so a
 misspelt name is an error of the consumer's spec (lint and its DAG file), with 'did you mean'.
-Runs at DAG parse time: it reads the sibling specs through the check's SpecFolder, parsing
-only the files that can hold the named batch.
+Runs at DAG parse time: it sees the sibling specs through the check's SpecFolder
+(mlbatch.spec.folder), which reads only what it must.
 """
 from __future__ import annotations
 

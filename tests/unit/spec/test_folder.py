@@ -53,10 +53,12 @@ def folders(directory: Path) -> list[SpecFolder]:
     return [SpecFolder(directory), SpecFolder.indexed(directory)]
 
 
-@pytest.mark.parametrize("spelling", ['churn', '"churn"', "'churn'", '"ch\\x75rn"', '!!str churn'])
+@pytest.mark.parametrize("spelling", ['dag_id: churn', 'dag_id: "churn"', "dag_id: 'churn'", 'dag_id: "ch\\x75rn"',
+                                      'dag_id: !!str churn', '"dag\\x5fid": churn', '"dag_id": &name churn'])
 def test_a_dag_id_claims_in_every_yaml_spelling(tmp_path, spelling):
     own = write(tmp_path, "churn.yaml")
-    other = write(tmp_path, "zeta.yaml", dag_id=spelling)
+    other = tmp_path / "zeta.yaml"
+    other.write_text(spelling + "\n" + SPEC.format(dag_id="", step="only"))
     write(tmp_path, "churn_v2.yaml")  # its file name holds the id, but it claims churn_v2
     write(tmp_path, "beta.yaml", dag_id="churn_scoring")
     for folder in folders(tmp_path):
