@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _isolate(private: Path) -> None:
-    """A private Airflow home, artifact root and slot directory for this run and its workers.
+    """A private Airflow home, artifact root, slot directory and spec index for this run and its workers.
 
     Private slots matter most: sharing the host's slot directory would make the workers
     queue behind (and be timed with) a concurrent `make test` or `make demo`.
@@ -79,6 +79,7 @@ def _isolate(private: Path) -> None:
         "AIRFLOW__CORE__PLUGINS_FOLDER": plugins,
         "MLBATCH_ARTIFACTS": str(private / "artifacts"),
         "MLBATCH_LOCAL_SLOTS_DIR": str(private / "slots"),
+        "MLBATCH_SPEC_INDEX_DIR": str(private / "spec-index"),
         # absolute, so child interpreters find mlbatch and workers whatever their cwd
         "PYTHONPATH": os.pathsep.join([plugins, str(ROOT), *inherited]),
     })
