@@ -113,14 +113,6 @@ def finish_step_run(mlflow: Any, run_id: str, remote_models: list[str]) -> None:
     mlflow.set_terminated(run_id)
 
 
-def log_step(mlflow: Any, experiment: str, parent: str, record: StepRecord) -> str:
-    """A nested run with the step's params, per-fold and overall metrics, models and plots."""
-    run_id, created = start_step_run(mlflow, experiment, parent, record)
-    if created:
-        finish_step_run(mlflow, run_id, log_outputs(mlflow, run_id, record))
-    return run_id
-
-
 def _log_values(mlflow: Any, run_id: str, record: StepRecord) -> None:
     from mlflow.entities import Metric, Param
 
@@ -148,8 +140,8 @@ def _log_files(mlflow: Any, run_id: str, record: StepRecord) -> list[str]:
 
                 fetched = Path(tmp, str(i), uri.rsplit("/", 1)[-1])
                 fetched.parent.mkdir()
-                with fsspec.open(uri, "rb") as remote:
-                    fetched.write_bytes(remote.read())
+                with fsspec.open(uri, "rb") as source:
+                    fetched.write_bytes(source.read())
                 path = str(fetched)
             mlflow.log_artifact(run_id, path, folder)
     return remote

@@ -115,6 +115,30 @@ def test_ensemble_run_has_the_plots_and_shares_the_parent(steps, root):
     assert run.data.params["method"] == "stack"
 
 
+def test_remote_models_are_pointed_at_and_remote_plots_copied_into_the_run(tmp_path):
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    outputs = {}
+    for shard in (0, 1):
+        for name in ("model.joblib", "roc.png"):
+            memory.pipe(f"/remote/shard-{shard}/{name}", b"bytes of " + name.encode())
+        outputs[shard] = {"model": f"memory://remote/shard-{shard}/model.joblib",
+                          "roc.png": f"memory://remote/shard-{shard}/roc.png"}
+    manifest = {"shards": [{"shard_index": i, "outputs": outputs[i]} for i in (0, 1)], "step_uri": "memory://remote"}
+    record = StepRecord("churn_training", RUN, "train", "train.gbdt", "k-remote", manifest)
+    client = _client(str(tmp_path))
+    run = client.create_run(runs.experiment_id(client, "remote", (tmp_path / "artifacts").as_uri()))
+    remote_models = runs.log_outputs(client, run.info.run_id, record)
+    assert remote_models == [outputs[0]["model"], outputs[1]["model"]]
+    runs.finish_step_run(client, run.info.run_id, remote_models)
+    finished = client.get_run(run.info.run_id)
+    assert finished.data.tags["mlbatch.model_uris"] == ",".join(remote_models)
+    assert finished.info.status == "FINISHED"
+    assert [f.path for f in client.list_artifacts(run.info.run_id, "plots/shard-00001")] == [
+        "plots/shard-00001/roc.png"]
+
+
 def test_a_retry_and_a_cache_hit_log_nothing_new_and_name_the_original(steps, root, caplog):
     log = logging.getLogger("t")
     first = track_step(_record(steps, "train", "k-hit"), root=root, cache_hit=False, log=log)
