@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
+
+from mlbatch.cli.airflow_home import run_logged
 
 PASSES = 2  # the figures kept are the second pass's: the first also writes each loader's own bytecode
 
@@ -27,19 +28,11 @@ def parse_durations(dags_dir: Path, home: Path, airflow: str, passes: int = PASS
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "0",
     }
-    _run([airflow, "db", "migrate"], env, home / "db-migrate.log", timeout=600)
+    run_logged([airflow, "db", "migrate"], home / "db-migrate.log", env, timeout=600)
     began = time.perf_counter()
-    _run([airflow, "dag-processor", "--num-runs", str(passes)], env, home / "dag-processor.log", timeout=1800)
+    run_logged([airflow, "dag-processor", "--num-runs", str(passes)], home / "dag-processor.log", env, timeout=1800)
     wall = time.perf_counter() - began
     with sqlite3.connect(home / "airflow.db") as db:
         rows = db.execute("SELECT fileloc, last_parse_duration FROM dag WHERE last_parse_duration IS NOT NULL")
         durations = {Path(fileloc).name: seconds for fileloc, seconds in rows}
     return durations, wall
-
-
-def _run(command: list[str], env: dict[str, str], log: Path, timeout: float) -> None:
-    with open(log, "w") as out:
-        done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False)
-    if done.returncode != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
-        raise RuntimeError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}); log {log}:\n{tail}")

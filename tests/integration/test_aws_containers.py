@@ -5,12 +5,12 @@ Every Batch job and ECS task here runs as a container of the worker image (aws_s
 """
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
 from tests.integration.airflow_run import dags_test, write_batch
+from tests.integration.airflow_stack import wait_for
 from tests.integration.aws_stand_in import BUCKET, CREDENTIALS, EXITED_REASON, OOM_REASON
 from tests.integration.conftest import aws_env
 
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.containers
 
 def _request(worker: str, params: dict, output: str, memory_mib: int = 512, **fields):
     from mlbatch.backends.jobs import JobRequest
-    from workers.wire import run_command
+    from workers.wire import run_command, step_request
 
-    step = {"worker": worker, "params": params, "inputs": {}, "output": output, "shard_index": 0, "shard_count": 1}
+    step = step_request(worker=worker, params=params, inputs={}, output=output, shard_count=1)
     return JobRequest(name=f"containers.{worker}", image="mlbatch-worker:cpu", command=run_command(step),
                       env={"MLBATCH_TRY_NUMBER": "1"}, memory_mib=memory_mib, identity=uuid.uuid4().hex, **fields)
 
@@ -132,25 +132,18 @@ def test_a_container_gets_its_role_credentials_without_a_key_in_its_environment_
             assert not any(secret in text for secret in secrets), stream["logStreamName"]
 
 
-def _wait_for(condition, within_s: float = 120) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_terminating_a_running_batch_job_kills_and_removes_its_container(aws, docker_client):
     from mlbatch.backends.aws_batch.backend import AwsBatchBackend
 
     handle = AwsBatchBackend(log=lambda line: None).submit(
         _request("check.sleep", {"seconds": 600}, f"s3://{BUCKET}/terminate/sleep"))
     label = {"label": f"mlbatch.batch-job={handle.job_id}"}
-    assert _wait_for(lambda: any(c.status == "running" for c in docker_client.containers.list(filters=label)))
+    assert wait_for(lambda: any(c.status == "running" for c in docker_client.containers.list(filters=label)),
+                    within_s=120, every_s=0.2)
     aws.client("batch").terminate_job(jobId=handle.job_id, reason="test: terminated")
     batch = aws.client("batch")
-    assert _wait_for(lambda: batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]["status"] == "FAILED", 60)
+    assert wait_for(lambda: batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]["status"] == "FAILED",
+                    within_s=60, every_s=0.2)
     job = batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]
     assert job["container"]["exitCode"] == 137 and job["statusReason"] == "test: terminated"
     assert docker_client.containers.list(all=True, filters=label) == []

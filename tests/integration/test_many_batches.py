@@ -24,12 +24,7 @@ FLEET = [f"fleet_{i}" for i in range(4)]
 
 
 @pytest.fixture(scope="module")
-def stand_in(aws):
-    return aws
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, stand_in):
+def site(tmp_path_factory, aws):
     """A dags folder of small Batch batches, their settings and the stand-in's env; deployed once."""
     root = tmp_path_factory.mktemp("many")
     dags = root / "dags"
@@ -40,7 +35,7 @@ def site(tmp_path_factory, stand_in):
             steps:
               remote: {{run: check.sleep, params: {{seconds: {3 + i % 2}}}}}
         """)
-    env = aws_env(stand_in, MLBATCH_BATCH_POLL_INTERVAL="3s")
+    env = aws_env(aws, MLBATCH_BATCH_POLL_INTERVAL="3s")
     deployed = subprocess.run([sys.executable, "-m", "mlbatch", "deploy", "--specs", str(dags / "specs")],
                               env={**os.environ, **env}, cwd=PROJECT, capture_output=True, text=True)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
@@ -81,8 +76,8 @@ def _logs(stack, dag_ids: list[str]) -> str:
                      for dag_id in dag_ids for log in sorted((stack.home / "logs").glob(f"dag_id={dag_id}/**/*.log")))
 
 
-def test_waiting_steps_survive_a_restart_of_the_scheduler_and_triggerer(site, stand_in):
-    stand_in.runner.hold()  # every job waits in RUNNABLE, as in a queue without capacity
+def test_waiting_steps_survive_a_restart_of_the_scheduler_and_triggerer(site, aws):
+    aws.runner.hold()  # every job waits in RUNNABLE, as in a queue without capacity
     try:
         with standalone(site) as stack:
             assert wait_for(lambda: _listed(stack, FLEET), within_s=180), "the batches were never parsed"
@@ -90,7 +85,7 @@ def test_waiting_steps_survive_a_restart_of_the_scheduler_and_triggerer(site, st
             assert wait_for(lambda: all(_state(stack, d, r, "remote") == "deferred" for d, r in runs.items()),
                             within_s=240), "not every step handed its wait to the triggerer"
         # the stack is down (Ctrl-C): the jobs run and end while nothing of Airflow is up
-        stand_in.runner.release()
+        aws.runner.release()
         assert wait_for(lambda: all(_submitted(d) for d in FLEET), within_s=30)
         with standalone(site) as stack:
             assert wait_for(lambda: all(_state(stack, d, r) in ("success", "failed") for d, r in runs.items()),
@@ -98,7 +93,7 @@ def test_waiting_steps_survive_a_restart_of_the_scheduler_and_triggerer(site, st
             states = {d: _state(stack, d, r) for d, r in runs.items()}
             assert states == {d: "success" for d in FLEET}, _logs(stack, [d for d in FLEET if states[d] != "success"])
     finally:
-        stand_in.runner.release()
+        aws.runner.release()
     assert {d: len(_submitted(d)) for d in FLEET} == {d: 1 for d in FLEET}  # nothing submitted twice
 
 

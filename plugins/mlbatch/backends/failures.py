@@ -160,6 +160,11 @@ def format_exit(exit_code: int | None, signal: int | None) -> str:
     return "none (not started)"
 
 
+def shard_prefix(index: int, shard_count: int) -> str:
+    """How a shard's log lines begin, on every backend: '[worker]' alone, else '[shard i/n]'."""
+    return "[worker]" if shard_count == 1 else f"[shard {index}/{shard_count}]"
+
+
 def failure_block(
     *,
     failure: FailureClass,

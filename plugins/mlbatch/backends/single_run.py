@@ -1,9 +1,11 @@
 """What every backend that runs a try in the task process shares: one run() at a time, and a
 cancel() that starts nothing new, stops what runs and, from another thread, waits for run() to
-wind down. LocalBackend and DockerBackend build on it; each says what stopping means."""
+wind down, and one log sink that threads (log pumps, followers) share. LocalBackend and
+DockerBackend build on it; each says what stopping means."""
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from mlbatch.backends.jobs import JobRequest, JobResult
 
@@ -11,7 +13,9 @@ from mlbatch.backends.jobs import JobRequest, JobResult
 class SingleRunBackend:
     """Subclasses give `_run` (the try itself) and `_stop_running` (kill what runs, now)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self._log = log
+        self._log_lock = threading.Lock()
         # Reentrant: cancel() may run in a signal handler on the thread that holds it.
         self._lock = threading.RLock()
         self._cancelled = threading.Event()
@@ -50,6 +54,14 @@ class SingleRunBackend:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    def _emit(self, message: str) -> None:
+        """One line to the log sink, one thread at a time."""
+        with self._log_lock:
+            try:
+                self._log(message)
+            except Exception:  # a broken log sink must not stall the log streams (and so the worker)
+                pass
 
     def _run(self, request: JobRequest) -> JobResult:
         raise NotImplementedError

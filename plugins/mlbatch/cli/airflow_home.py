@@ -25,9 +25,6 @@ def prepare(home: Path | None = None) -> None:
     """
     from airflow import __version__ as airflow_version
 
-    from mlbatch.run.factory import LOCAL_POOL
-    from mlbatch.spec.lint import local_cpu_count
-
     home = home or Path(os.environ["AIRFLOW_HOME"])
     prepare_tracking()
     marker = home / READY
@@ -35,16 +32,27 @@ def prepare(home: Path | None = None) -> None:
         return
     home.mkdir(parents=True, exist_ok=True)
     print(f"Preparing the Airflow metadata DB in {home} (first use: about a minute) ...", flush=True)
-    _run([airflow_command(), "db", "migrate"], home / "db-migrate.log")
-    cpus = str(local_cpu_count())
-    _run([airflow_command(), "pools", "set", LOCAL_POOL, cpus, "local mlbatch workers (one slot per CPU)"],
-         home / "db-migrate.log")
+    migrate(home)
     marker.write_text(airflow_version)
 
 
-def _run(command: list[str], log_path: Path) -> None:
+def migrate(home: Path, env: dict[str, str] | None = None, slots: int | None = None) -> None:
+    """`airflow db migrate` and the local workers' pool (`slots`, default one per CPU); log in `home`."""
+    from mlbatch.run.factory import LOCAL_POOL
+    from mlbatch.spec.lint import local_cpu_count
+
+    log = home / "db-migrate.log"
+    run_logged([airflow_command(), "db", "migrate"], log, env)
+    slots = slots if slots is not None else local_cpu_count()
+    run_logged([airflow_command(), "pools", "set", LOCAL_POOL, str(slots), "local mlbatch workers (one slot per CPU)"],
+               log, env)
+
+
+def run_logged(command: list[str], log_path: Path, env: dict[str, str] | None = None,
+               timeout: float | None = None) -> None:
+    """Run `command` with its output appended to `log_path`; RuntimeError with the log's tail when it fails."""
     with open(log_path, "a") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout)
     if done.returncode != 0:
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-20:])
         raise RuntimeError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}); log {log_path}:\n{tail}")

@@ -43,7 +43,7 @@ def _stop_on(signum: int, _frame) -> None:
 
 def _on_postgres(home: Path, env: dict[str, str]) -> LocalPostgres:
     """Start the project's own PostgreSQL (port kept beside it), migrate it, create the local pool."""
-    from mlbatch.cli.airflow_home import airflow_command, prepare_tracking
+    from mlbatch.cli.airflow_home import migrate, prepare_tracking
     from mlbatch.cli.postgres import LocalPostgres, free_port
 
     port_file = home / "postgres.port"
@@ -52,13 +52,9 @@ def _on_postgres(home: Path, env: dict[str, str]) -> LocalPostgres:
     cluster = LocalPostgres(home / "postgres", port)
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = cluster.start()
     env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
-    airflow = airflow_command()
     prepare_tracking()
     print(f"PostgreSQL on 127.0.0.1:{port} (data: {cluster.data_dir}); migrating the metadata DB ...", flush=True)
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    slots = env.get("MLBATCH_LOCAL_VCPU") or str(os.cpu_count() or 1)
-    subprocess.run([airflow, "pools", "set", "mlbatch_local", slots, "local mlbatch workers (one slot per CPU)"],
-                   env=env, check=True, capture_output=True)
+    migrate(home, env, slots=int(float(env.get("MLBATCH_LOCAL_VCPU") or os.cpu_count() or 1)))
     return cluster
 
 
@@ -87,8 +83,8 @@ def main(port: int = 8080, postgres: bool = False) -> int:
     except PostgresUnavailable as error:
         print(f"mlbatch up --postgres: {error}")
         return 1
-    except subprocess.CalledProcessError as error:
-        print(f"mlbatch up --postgres: `{' '.join(error.cmd[1:])}` failed:\n{error.stderr or error.stdout}")
+    except RuntimeError as error:  # migrate's: the failing command and its log's tail
+        print(f"mlbatch up --postgres: {error}")
         return 1
     airflow = airflow_command()
     # standalone starts its parts as `airflow ...` from PATH: the one it is must come first.

@@ -12,13 +12,13 @@ from mlbatch.run.step_try import StepTry
 
 
 def job_request(step: Any, batch_id: str, step_try: StepTry, *, upstream: dict[str, dict[str, Any]],
-                artifacts: str, run_id: str, try_number: int, owner: str, in_container: bool) -> JobRequest:
+                artifacts: str, run_id: str, try_number: int, owner: str) -> JobRequest:
     """`step` is the ResolvedStep; `upstream` maps each needed step to its XCom summary."""
     step_request = wire.step_request(worker=step.run, params=step.params, output=step_try.output,
                                      inputs={name: summary["uri"] for name, summary in upstream.items()},
                                      shard_count=step_try.shard_count)
     env = wire.try_env(try_number=try_number, artifacts=artifacts, gpu=step.gpu)
-    if not in_container:  # a container has its image's code; a local worker imports this checkout's workers/
+    if step.backend == "local":  # a container has its image's code; a local worker imports this checkout's workers/
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     return JobRequest(
         name=f"{batch_id}.{step.name}",

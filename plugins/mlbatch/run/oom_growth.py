@@ -6,7 +6,7 @@ of ours between the tries of a task (XCom of a failed try is cleared when it is 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from workers.artifacts import exists, join, read_json, write_json
 
@@ -33,11 +33,14 @@ def save_budget(uri: str, memory_mib: int, after_try: int) -> None:
     write_json(uri, {"memory_mib": memory_mib, "after_try": after_try})
 
 
-def try_budget(step: Any, uri: str, log: Any) -> int:
-    """The memory budget of this try of `step` (a ResolvedStep): the spec's, or one grown after an OOM."""
+def try_budget(step: Any, uri: Callable[[], str], log: Any) -> int:
+    """The memory budget of this try of `step` (a ResolvedStep): the spec's, or one grown after an OOM.
+
+    `uri` gives the budget's place; it is asked only for a step with on_oom.
+    """
     if step.oom_grow is None:
         return step.memory_mib
-    budget = current_budget(uri, step.memory_mib)
+    budget = current_budget(uri(), step.memory_mib)
     if budget != step.memory_mib:
         log.info("memory budget %d MiB (grown from %d MiB after an out-of-memory try; on_oom.max %d MiB)",
                  budget, step.memory_mib, step.oom_max_mib)

@@ -104,8 +104,7 @@ class StepOperator(BaseOperator):
         backend = self._make_backend()
         remote = isinstance(backend, RemoteBackend)
         request = job_request(self.step, self.batch_id, step_try, upstream=upstream, artifacts=artifact_root(),
-                              run_id=self._run_id, try_number=context["ti"].try_number, owner=str(self.owner),
-                              in_container=self.step.backend != "local")
+                              run_id=self._run_id, try_number=context["ti"].try_number, owner=str(self.owner))
         publish.preload_tracking(self.step)
         if remote:
             result = self._run_remote(backend, request, step_try)
@@ -150,7 +149,7 @@ class StepOperator(BaseOperator):
         output = step_output_uri(artifact_root(), self.batch_id, self.step.name, key)
         if not refresh and (hit := self._cache_hit(key, output)) is not None:
             return hit
-        lock = key_lock(output, self._run_id, self.log)  # waits while another run computes the same key
+        lock = key_lock(output, key, self._run_id, self.log)  # waits while another run computes the same key
         try:
             if refresh and cache.refreshed_by(output) == self._run_id:
                 refresh = False  # this run has refreshed the key already: a retry resumes
@@ -170,7 +169,7 @@ class StepOperator(BaseOperator):
         from workers.artifacts import missing_shards
 
         todo = missing_shards(output, shard_count)
-        memory_mib = try_budget(self.step, self._budget_uri(), self.log) if todo else self.step.memory_mib
+        memory_mib = try_budget(self.step, self._budget_uri, self.log) if todo else self.step.memory_mib
         return StepTry(output=output, shard_count=shard_count, key=key, ingredients=ingredients, todo=todo,
                        started=started, memory_mib=memory_mib)
 

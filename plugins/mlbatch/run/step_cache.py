@@ -28,12 +28,11 @@ def step_cache_key(step: Any, upstream: dict[str, dict[str, Any]], shard_count: 
     return key, ingredients
 
 
-def key_lock(output: str, run_id: str, log: Any) -> LeaseLock:
-    """The lease on computing `output` (a step's output URI for one key), once it is ours."""
+def key_lock(output: str, key: str, run_id: str, log: Any) -> LeaseLock:
+    """The lease on computing `output` (the step's output URI for cache key `key`), once it is ours."""
     from mlbatch.cache.locks import LeaseLock
 
     lock = LeaseLock(output + ".lock", run_id=run_id, log=log.warning)
-    key = output.rstrip("/").rsplit("/", 1)[-1]
     if not lock.supported:
         log.warning("no lock on this artifact store: concurrent runs may compute key %s twice", key)
     lock.acquire(on_wait=lambda lease: log.info("waiting for run %s computing key %s", lease.run_id, key))

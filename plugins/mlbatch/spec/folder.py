@@ -26,7 +26,7 @@ SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def spec_files(directory: Path) -> list[Path]:
     """The spec files of a directory (*.yaml, *.yml), by name."""
-    return [directory / name for name in _spec_names(directory)]
+    return [directory / name for name in _stamped_spec_names(directory)]
 
 
 def effective_dag_id(data: Any, path: Path) -> str:
@@ -130,14 +130,8 @@ def _dag_id(data: Any, stem: str) -> str:
     return dag_id if isinstance(dag_id, str) else stem
 
 
-def _spec_names(directory: Path) -> list[str]:
-    # scandir: the file type comes with the listing, no stat per file
-    with os.scandir(directory) as entries:
-        return sorted(e.name for e in entries if e.name.endswith(SPEC_SUFFIXES) and e.is_file())
-
-
 def _stamped_spec_names(directory: Path) -> dict[str, Stamp]:
-    """{name: stamp} of the spec files of a directory, by name: one stat per file, no read."""
+    """{name: stamp} of the spec files of a directory, by name: one scandir and a stat per file, no read."""
     stamps = {}
     with os.scandir(directory) as entries:
         for entry in entries:

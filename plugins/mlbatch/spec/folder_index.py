@@ -15,6 +15,7 @@ else a private folder of this user in the temp directory; MLBATCH_SPEC_INDEX_DIR
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -121,13 +122,15 @@ def _well_formed(entry: object) -> bool:
 
 def _write(path: Path, data: dict) -> None:
     # A whole new file moved into place: a concurrent parse reads the old index or the new one.
+    # Not workers.artifacts.write_bytes: it imports fsspec, and this runs in every DAG parse.
     try:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w") as file:
             json.dump(data, file, separators=(",", ":"))
         os.replace(temporary, path)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
-        except (OSError, UnboundLocalError):
-            pass

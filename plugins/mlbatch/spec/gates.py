@@ -63,8 +63,9 @@ def gate_issues(data: Any) -> list[Issue]:
     from mlbatch.spec.tasks import step_tasks
 
     steps = data.get("steps") if isinstance(data, dict) else None
-    if not isinstance(steps, dict):
-        return []
+    if not isinstance(steps, dict) or not any(isinstance(s, dict) and isinstance(s.get("gate"), dict)
+                                              for s in steps.values()):
+        return []  # no gate: no need to walk the step graph for tasks (every DAG parse runs this)
     tasks = step_tasks(steps)
     issues = []
     for name, step in steps.items():

@@ -126,10 +126,9 @@ def _duplicate_key_problems(file: str, root: yaml.Node | None) -> list[Problem]:
     return problems
 
 
-def duplicate_dag_id_problem(path: Path, dag_id: str, root: yaml.Node | None = None,
-                             folder: SpecFolder | None = None) -> Problem | None:
+def duplicate_dag_id_problem(path: Path, dag_id: str, root: yaml.Node | None, folder: SpecFolder) -> Problem | None:
     """A problem for `path` when another spec file keeps the same dag_id; None when `path` keeps it."""
-    claimants = (folder or SpecFolder(path.parent)).claimants(path, dag_id)
+    claimants = folder.claimants(path, dag_id)
     owner = dag_id_owner(claimants, dag_id)
     if owner.name == path.name:
         return None

@@ -263,8 +263,6 @@ def availability_problems(spec: BatchSpec) -> list[Issue]:
     try:
         default_backend = effective_default_backend(spec.defaults)
     except ValueError as exc:
-        from mlbatch.spec.checks import did_you_mean
-
         hint = did_you_mean(os.environ.get(BACKEND_ENV, "").strip(), BACKENDS) or ""
         unset = f"set {BACKEND_ENV} to one of {', '.join(BACKENDS)}, or unset it"
         return [Issue((), str(exc), hint if hint.startswith("did you mean") else unset)]

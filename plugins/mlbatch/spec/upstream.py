@@ -18,12 +18,10 @@ from mlbatch.spec.problems import Problem, problem_at
 from mlbatch.spec.schedules import AfterSchedule, split_ref
 
 
-def after_problems(spec: BatchSpec, path: Path, root: yaml.Node | None,
-                   folder: SpecFolder | None = None) -> list[Problem]:
+def after_problems(spec: BatchSpec, path: Path, root: yaml.Node | None, folder: SpecFolder) -> list[Problem]:
     """Problems of the `schedule.after` references of a valid spec read from `path`."""
     if not isinstance(spec.schedule, AfterSchedule):
         return []
-    folder = folder or SpecFolder(path.parent)
     issues = []
     for index, ref in enumerate(spec.schedule.after):
         loc = ("schedule", "after", index)

@@ -18,12 +18,9 @@ class FakeService:
         self.calls: list[list[str]] = []
         self.throttle_next = 0
         self.broken: Exception | None = None
-        self.sessions = 0
 
     @contextlib.asynccontextmanager
     async def session(self):
-        self.sessions += 1
-
         async def describe(ids: list[str]) -> dict[str, dict]:
             self.calls.append(list(ids))
             if self.broken is not None:

@@ -21,13 +21,14 @@ steps:
     run: train.gbdt
     needs: [features]
     shards: 4
+    backend: {backend}
     resources: {gpu: 1}
 """
 
 
-def _train(tmp_path: Path):
+def _train(tmp_path: Path, backend: str):
     path = tmp_path / "churn.yaml"
-    path.write_text(SPEC)
+    path.write_text(SPEC.replace("{backend}", backend))
     return load_spec(path).resolved_steps()["train"]
 
 
@@ -38,8 +39,9 @@ def _try(**overrides) -> StepTry:
 
 
 def test_a_try_becomes_the_request_every_backend_takes(tmp_path):
-    request = job_request(_train(tmp_path), "churn", _try(), upstream={"features": {"uri": "/a/f", "key": "kf"}},
-                          artifacts="/a", run_id="manual__1", try_number=2, owner="ml", in_container=True)
+    request = job_request(_train(tmp_path, "docker"), "churn", _try(),
+                          upstream={"features": {"uri": "/a/f", "key": "kf"}},
+                          artifacts="/a", run_id="manual__1", try_number=2, owner="ml")
     assert (request.name, request.shard_indices, request.shard_count) == ("churn.train", [1, 3], 4)
     assert (request.memory_mib, request.vcpu, request.gpu, request.timeout_s) == (3072, 2.0, 1, 600.0)
     assert request.env == {"MLBATCH_TRY_NUMBER": "2", "MLBATCH_ARTIFACTS": "/a", "MLBATCH_GPU": "1"}
@@ -52,8 +54,8 @@ def test_a_try_becomes_the_request_every_backend_takes(tmp_path):
 
 
 def test_a_local_worker_imports_this_checkouts_workers(tmp_path):
-    request = job_request(_train(tmp_path), "churn", _try(), upstream={"features": {"uri": "/a/f"}},
-                          artifacts="/a", run_id="r", try_number=1, owner="ml", in_container=False)
+    request = job_request(_train(tmp_path, "local"), "churn", _try(), upstream={"features": {"uri": "/a/f"}},
+                          artifacts="/a", run_id="r", try_number=1, owner="ml")
     assert request.env["PYTHONPATH"].split(":")[0] == str(PROJECT_ROOT)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mlbatch.backends.failures import failure_block
+from mlbatch.backends.failures import failure_block, shard_prefix
 from mlbatch.backends.jobs import ShardOutcome
 
 LOG_EVERY_SHARD_UP_TO = 10  # more shards: the summary line and each failed shard's tail only
@@ -23,10 +23,6 @@ class FinishedShard:
     ref: str | None  # what its log lines are fetched by: a job id, a task ARN
     described: dict[str, Any] | None  # the service's description of it (None: never ran)
     failed: bool
-
-
-def shard_prefix(shard: int, shard_count: int) -> str:
-    return "[worker]" if shard_count == 1 else f"[shard {shard}/{shard_count}]"
 
 
 def report_shards(

@@ -37,7 +37,6 @@ class SharedPoller:
     session: Session
     interval_s: float
     batch_size: int = 100
-    calls: int = 0  # describe calls made, for tests and benchmarks
     _watchers: dict[int, tuple[tuple[str, ...], asyncio.Queue]] = field(default_factory=dict)
     _task: asyncio.Task | None = None
 
@@ -74,7 +73,6 @@ class SharedPoller:
             found: dict[str, dict[str, Any]] = {}
             try:
                 for start in range(0, len(keys), self.batch_size):
-                    self.calls += 1
                     found.update(await describe(keys[start:start + self.batch_size]))
                 attempt = 0
             except Exception as error:  # noqa: BLE001 - handed to its watchers, never lost inside a task

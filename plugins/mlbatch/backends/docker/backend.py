@@ -8,7 +8,6 @@ task reattach to a shard's live container instead of starting a duplicate.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -19,10 +18,11 @@ from mlbatch.backends.docker.config import HostFacts, container_kwargs, local_ar
 from mlbatch.backends.docker.follow import Follower
 from mlbatch.backends.docker.reattach import Action, plan_shard
 from mlbatch.backends.docker.verdict import classify_state, engine_unreachable, start_failure
-from mlbatch.backends.failures import FailureClass, format_duration, format_exit, format_mib
+from mlbatch.backends.failures import FailureClass, format_duration, format_exit, format_mib, shard_prefix
 from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.backends.single_run import SingleRunBackend
 from mlbatch.backends.slots import LocalSlots, SlotLease, default_capacity
+from workers import wire
 from workers.wire import encode_ranges
 
 
@@ -31,13 +31,11 @@ class DockerBackend(SingleRunBackend):
 
     def __init__(self, log: Callable[[str], None] = print, slots: LocalSlots | None = None,
                  settings: Any = None, poll_interval_s: float = 0.2, term_grace_s: float = 5.0) -> None:
-        self._log = log
+        super().__init__(log)
         self._slots = slots
         self._settings = settings  # a mlbatch.settings.DockerSettings; None: read when run() starts
         self.poll_interval_s = poll_interval_s
         self.term_grace_s = term_grace_s
-        super().__init__()
-        self._log_lock = threading.Lock()
         self._running: dict[int, tuple[Follower, SlotLease]] = {}
 
     def _stop_running(self) -> None:
@@ -67,21 +65,24 @@ class DockerBackend(SingleRunBackend):
             host = HostFacts(cpus=engine.host_cpus(client), network=settings.network, pull=settings.pull,
                              passed_env=passed_environment(settings.pass_env))
             slots = self._slots if self._slots is not None else engine.host_slots(settings.host, host.cpus)
-            root = request.env.get("MLBATCH_ARTIFACTS", "")
-            if local_artifact_dir(root) and not engine.is_local(settings.host):
+            root = request.env.get(wire.ARTIFACTS, "")
+            artifacts = local_artifact_dir(root)
+            if artifacts and not engine.is_local(settings.host):
                 self._emit(f"{request.name}: the artifact root {root} is a path of this machine, but the Docker "
                            f"host is {engine.where(settings.host)}: its containers write to that path on their "
                            "own machine (use an s3:// artifact root, or a folder both mount at the same path)")
-            return self._run_on(client, host, slots, request)
+            return self._run_on(client, host, slots, request, artifacts)
         finally:
             client.close()
 
-    def _run_on(self, client: Any, host: HostFacts, slots: LocalSlots, request: JobRequest) -> JobResult:
+    def _run_on(self, client: Any, host: HostFacts, slots: LocalSlots, request: JobRequest,
+                artifacts: Path | None) -> JobResult:
+        """Run the try on a connected host; `artifacts` is the local artifact root's directory, if any."""
         if request.vcpu > host.cpus:
             self._emit(f"{request.name}: asks for {request.vcpu:g} vcpu; the Docker host has {host.cpus}, "
                        f"each container gets {host.cpus}")
-        if artifacts := local_artifact_dir(request.env.get("MLBATCH_ARTIFACTS", "")):
-            Path(artifacts).mkdir(parents=True, exist_ok=True)  # bind-mounted: it must exist first
+        if artifacts:
+            artifacts.mkdir(parents=True, exist_ok=True)  # bind-mounted: it must exist first
         if request.shard_count > 1:
             self._emit(f"{request.name}: running shards {encode_ranges(request.indices)} of {request.shard_count} "
                        f"as containers of {request.image} ({request.vcpu:g} vcpu, "
@@ -116,8 +117,8 @@ class DockerBackend(SingleRunBackend):
                 if lease is None:
                     if pending[0] not in waiting_logged:
                         waiting_logged.add(pending[0])
-                        self._emit(f"{self._prefix(request, pending[0])} waiting for {slots.slots_for(request.vcpu)}"
-                                   f" vcpu of the Docker host ({slots.capacity} vcpu)")
+                        self._emit(f"{shard_prefix(pending[0], request.shard_count)} waiting for "
+                                   f"{slots.slots_for(request.vcpu)} vcpu of the Docker host ({slots.capacity} vcpu)")
                     break
                 index = pending.popleft()
                 ever_started = True
@@ -175,7 +176,7 @@ class DockerBackend(SingleRunBackend):
     def _launch(self, client: Any, host: HostFacts, request: JobRequest, index: int,
                 lease: SlotLease) -> Follower | ShardOutcome:
         """Adopt or collect this shard's container from an earlier try, else start a new one."""
-        prefix = self._prefix(request, index)
+        prefix = shard_prefix(index, request.shard_count)
         try:
             container, how = self._container_for(client, host, request, index)
         except Exception as error:  # docker.errors.APIError/ImageNotFound, or the engine went away
@@ -254,13 +255,6 @@ class DockerBackend(SingleRunBackend):
 
     # ---- plumbing -----------------------------------------------------------
 
-    def _emit(self, message: str) -> None:
-        with self._log_lock:
-            try:
-                self._log(message)
-            except Exception:  # a broken log sink must not stall the log streams
-                pass
-
     @staticmethod
     def _result(request: JobRequest, outcomes: dict[int, ShardOutcome], not_started: list[int]) -> JobResult:
         return JobResult(name=request.name, shard_count=request.shard_count, memory_mib=request.memory_mib,
@@ -269,7 +263,3 @@ class DockerBackend(SingleRunBackend):
     @staticmethod
     def _block(request: JobRequest, outcome: ShardOutcome) -> str:
         return DockerBackend._result(request, {outcome.index: outcome}, []).failure_report()
-
-    @staticmethod
-    def _prefix(request: JobRequest, index: int) -> str:
-        return "[worker]" if request.shard_count == 1 else f"[shard {index}/{request.shard_count}]"

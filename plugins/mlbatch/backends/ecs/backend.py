@@ -140,9 +140,6 @@ class EcsBackend(PollingBackend[EcsHandle]):
     def gone_reason(self, handle: EcsHandle, shard: int) -> str:
         return handle.placement_failures.get(shard, "the task is gone (ECS keeps stopped tasks about an hour)")
 
-    def missing_reason(self, handle: EcsHandle) -> str:
-        return "the tasks are gone (ECS keeps stopped tasks about an hour)"
-
     def _await_stopped(self, handle: EcsHandle, within_s: float = 120.0) -> None:
         until = self._clock() + within_s
         while self._clock() < until:

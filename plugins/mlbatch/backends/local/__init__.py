@@ -26,7 +26,7 @@ groups (the process groups, signalled and reaped under one lock).
 from __future__ import annotations
 
 from mlbatch.backends.local.backend import LocalBackend
-from mlbatch.backends.local.spawn import STDERR_TAIL_LINES, worker_argv, worker_env
+from mlbatch.backends.local.spawn import worker_argv, worker_env
 from mlbatch.backends.threads import THREAD_CAP_VARS
 
-__all__ = ["LocalBackend", "STDERR_TAIL_LINES", "THREAD_CAP_VARS", "worker_argv", "worker_env"]
+__all__ = ["LocalBackend", "THREAD_CAP_VARS", "worker_argv", "worker_env"]

@@ -14,11 +14,11 @@ from typing import Callable
 
 from workers.wire import encode_ranges
 
-from mlbatch.backends.failures import FailureClass, format_duration
+from mlbatch.backends.failures import FailureClass, format_duration, shard_prefix
 from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.backends.local.groups import ProcessGroups
 from mlbatch.backends.local.reaper import block, reap_if_exited
-from mlbatch.backends.local.spawn import Shard, shard_prefix, spawn
+from mlbatch.backends.local.spawn import Shard, spawn
 from mlbatch.backends.local.watchdog import watch_memory
 from mlbatch.backends.slots import LocalSlots
 
@@ -86,7 +86,7 @@ class LocalTry:
             if lease is None:
                 if index not in self._waiting_logged:
                     self._waiting_logged.add(index)
-                    self.emit(f"{shard_prefix(self.request, index)} waiting for "
+                    self.emit(f"{shard_prefix(index, self.request.shard_count)} waiting for "
                               f"{self.slots.slots_for(self.request.vcpu)} vcpu of local capacity "
                               f"({self.slots.capacity} vcpu on this host)")
                 return
@@ -94,7 +94,7 @@ class LocalTry:
             self.ever_started = True
             started = spawn(self.request, index, lease, self.groups, self.emit, self.wake)
             if isinstance(started, ShardOutcome):
-                self.emit(f"{shard_prefix(self.request, index)} could not start: {started.reason}")
+                self.emit(f"{shard_prefix(index, self.request.shard_count)} could not start: {started.reason}")
                 self.emit(block(self.request, started))
                 self.outcomes[index] = started
                 self.failed = True

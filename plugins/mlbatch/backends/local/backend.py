@@ -6,7 +6,6 @@ from any thread and from a signal handler, and kills every process group at once
 from __future__ import annotations
 
 import signal
-import threading
 from typing import Callable
 
 from workers.wire import encode_ranges
@@ -29,12 +28,10 @@ class LocalBackend(SingleRunBackend):
         poll_interval_s: float = 0.2,
         term_grace_s: float = 5.0,
     ) -> None:
-        self._log = log
+        super().__init__(log)
         self._slots = slots
         self.poll_interval_s = poll_interval_s
         self.term_grace_s = term_grace_s
-        super().__init__()
-        self._log_lock = threading.Lock()
         self._groups = ProcessGroups()
 
     def _stop_running(self) -> None:
@@ -60,10 +57,3 @@ class LocalBackend(SingleRunBackend):
             attempt.abandon()
             raise
         return attempt.result()
-
-    def _emit(self, message: str) -> None:
-        with self._log_lock:
-            try:
-                self._log(message)
-            except Exception:  # a broken log sink must not stall the pipes (and so the worker)
-                pass

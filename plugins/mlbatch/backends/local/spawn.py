@@ -20,7 +20,7 @@ from typing import IO, Callable
 import psutil
 from workers import wire
 
-from mlbatch.backends.failures import FailureClass, format_mib
+from mlbatch.backends.failures import FailureClass, format_mib, shard_prefix
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
 from mlbatch.backends.local.groups import ProcessGroups
 from mlbatch.backends.slots import SlotLease
@@ -86,10 +86,6 @@ def worker_argv(request: JobRequest) -> list[str]:
     return argv
 
 
-def shard_prefix(request: JobRequest, index: int) -> str:
-    return "[worker]" if request.shard_count == 1 else f"[shard {index}/{request.shard_count}]"
-
-
 @dataclass
 class Shard:
     """A running shard: its process, its slot lease, what its log pumps and the watchdog saw."""
@@ -114,7 +110,7 @@ class Shard:
 def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGroups, emit: Emit,
           wake: threading.Event) -> Shard | ShardOutcome:
     """Start shard `index`, or say why it could not start (infrastructure; its lease released)."""
-    prefix = shard_prefix(request, index)
+    prefix = shard_prefix(index, request.shard_count)
     argv = worker_argv(request)
     started = time.monotonic()
     try:
