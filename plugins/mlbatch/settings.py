@@ -110,6 +110,21 @@ class TrackingSettings(_Section):
     mlflow: bool = True  # record model steps in MLflow (MLFLOW_TRACKING_URI, else a store under the artifact root)
 
 
+class PriceSettings(_Section):
+    """USD prices for the mlbatch page's cost estimates (mlbatch.ui.pricing). Defaults: AWS's public
+    on-demand list prices in us-east-1 (Linux); spot prices move: set yours."""
+
+    vcpu_hour: float = Field(0.04048, ge=0)  # Fargate, per vCPU-hour (ECS on-demand; local steps priced as Fargate)
+    gb_hour: float = Field(0.004445, ge=0)  # Fargate, per GB of memory per hour
+    spot_vcpu_hour: float = Field(0.01334, ge=0)  # Fargate Spot (about 70% off Fargate)
+    spot_gb_hour: float = Field(0.001465, ge=0)
+    ec2_vcpu_hour: float = Field(0.048, ge=0)  # AWS Batch CPU on m6i: $0.192/h for 4 vCPU, memory included
+    ec2_spot_vcpu_hour: float = Field(0.0168, ge=0)  # m6i spot, about 35% of on-demand
+    gpu_type: str = "g5.xlarge"  # the GPU instance a GPU step holds (1 NVIDIA A10G)
+    gpu_hour: float = Field(1.006, ge=0)  # its on-demand price per hour
+    gpu_spot_hour: float = Field(0.402, ge=0)  # its spot price, about 40% of on-demand
+
+
 class Settings(_Section):
     aws: AwsSettings = AwsSettings()
     image: ImageSettings = ImageSettings()
@@ -118,6 +133,7 @@ class Settings(_Section):
     docker: DockerSettings = DockerSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
     tracking: TrackingSettings = TrackingSettings()
+    prices: PriceSettings = PriceSettings()
     source: str = "defaults"  # where they were read from, for messages
 
     def queue(self, role: str) -> str:

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlbatch.run.paths import artifact_root, step_output_uri
+from mlbatch.ui.link import MlbatchPageLink
 
 if TYPE_CHECKING:
     from mlbatch.backends.jobs import JobRequest, JobResult
@@ -26,6 +27,7 @@ class StepOperator(BaseOperator):
     """Runs one batch step: every shard in its own isolated worker."""
 
     ui_color = "#dbeafe"
+    operator_extra_links = (MlbatchPageLink(),)  # back to this run on the mlbatch page
 
     def __init__(self, *, batch_id: str, step: ResolvedStep, record_run: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
