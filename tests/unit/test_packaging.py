@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mlbatch.cli.scaffold import loader_source
+
 PROJECT = Path(__file__).resolve().parents[2]
 EXTRAS = {"airflow": "requirements-airflow.txt", "worker": "requirements-worker.txt", "test": "requirements-test.txt"}
 
@@ -88,7 +90,6 @@ def test_the_wheel_registers_the_plugin_and_the_provider(wheel):
     assert "mlbatch/ui/app.py" in names and "mlbatch_plugin.py" not in names  # the folder shim stays out
 
 
-LOADER = 'from mlbatch.run.factory import build_dag\n\ndag = build_dag(__file__, "specs/tiny.yaml")\n'
 SPEC = "description: One step\nschedule: null\nsteps:\n  tick: {run: check.noop}\n"
 
 
@@ -135,7 +136,7 @@ def _run_in(venv: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
 def test_the_installed_wheel_is_a_plugin_a_provider_and_loads_a_dags_folder(installed, tmp_path):
     dags = tmp_path / "dags"
     (dags / "specs").mkdir(parents=True)
-    (dags / "tiny.py").write_text(LOADER)
+    (dags / "tiny.py").write_text(loader_source("tiny"))  # what `mlbatch new` writes
     (dags / "specs" / "tiny.yaml").write_text(SPEC)
     python = str(installed / "bin" / "python")
     where = _run_in(installed, tmp_path, python, "-c", "import mlbatch, sys; print(mlbatch.__file__); print(sys.path)")
