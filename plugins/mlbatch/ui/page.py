@@ -51,7 +51,7 @@ def batch(dag_id: str, runs: list[RunView], gated: tuple[str, str] | None, advic
     rows = "".join(
         f'<tr data-testid="run-{escape(r.run_id)}"><td><a href="{base}{batch_path(dag_id)}/runs/{quote(r.run_id, safe="")}">'
         f'{escape(r.run_id)}</a></td><td>{_state(r.state)}</td><td>{escape(r.trigger)}</td>'
-        f'<td>{_seconds(r.duration_s)}</td><td>${r.cost_usd:.4f}</td></tr>' for r in runs)
+        f'<td>{_seconds(r.duration_s)}</td><td>{usd(r.cost_usd)}</td></tr>' for r in runs)
     tips = "".join(f'<li data-testid="advice-{escape(s)}"><b>{escape(s)}</b>: <span class="advice">{escape(t)}</span></li>'
                    for s, t in advice.items())
     body = (f'<p><a href="{base}">all batches</a></p><h1>{escape(dag_id)}</h1>{charts}'
@@ -69,7 +69,7 @@ def run(view: RunView, base: str, airflow_root: str) -> str:
     body = (f'<p><a href="{base}">all batches</a> / <a href="{base}{batch_path(view.dag_id)}">{escape(view.dag_id)}</a></p>'
             f'<h1>{escape(view.dag_id)} <small>{escape(view.run_id)}</small></h1>'
             f'<p>{_state(view.state)} · {escape(view.trigger)} · {_seconds(view.duration_s)} · '
-            f'est. cost <b data-testid="run-cost">${view.cost_usd:.4f}</b></p>'
+            f'est. cost <b data-testid="run-cost">{usd(view.cost_usd)}</b></p>'
             f'<table data-testid="steps">{head}{rows}</table>')
     return document(f"mlbatch: {view.dag_id} {view.run_id}", body)
 
@@ -77,7 +77,7 @@ def run(view: RunView, base: str, airflow_root: str) -> str:
 def _step_row(view: RunView, step: StepView, airflow_root: str) -> str:
     metrics = ", ".join(f"{escape(k)}={v:.4g}" if isinstance(v, float) else f"{escape(k)}={escape(str(v))}"
                         for k, v in step.metrics.items())
-    cost = "-" if step.cost is None else f'<span title="{escape(step.cost.basis)}">${step.cost.usd:.4f}</span>'
+    cost = "-" if step.cost is None else f'<span title="{escape(step.cost.basis)}">{usd(step.cost.usd)}</span>'
     gate = "-" if not step.gate else f"{escape(step.gate)}: <b>{escape(step.verdict or '-')}</b>"
     shards = "-" if step.shards is None else f"{step.shards_run}/{step.shards} run"
     cache = "-" if step.cache_hit is None else ("hit" if step.cache_hit else "computed")
@@ -85,6 +85,13 @@ def _step_row(view: RunView, step: StepView, airflow_root: str) -> str:
              _seconds(step.duration_s), shards, cache, _memory(step), _num(step.vcpu_s), _num(step.gpu_s), cost,
              metrics or "-", gate, _links(view, step, airflow_root)]
     return f'<tr data-testid="step-{escape(step.name)}">' + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def usd(value: float) -> str:
+    """Dollars to the cent, or to the hundredth of a cent for small steps: $0.0003, <$0.0001."""
+    if value == 0:
+        return "$0"
+    return "<$0.0001" if value < 0.0001 else f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def _num(value: float | None) -> str:
@@ -106,5 +113,5 @@ def _links(view: RunView, step: StepView, airflow_root: str) -> str:
     if step.mlflow_page:
         links.append(f'<a href="{escape(step.mlflow_page)}" target="_blank">MLflow run</a>')
     if step.output:
-        links.append(f'<span title="outputs">{escape(step.output)}</span>')
+        links.append(f'<span title="{escape(step.output)}">outputs {escape(step.output.rstrip("/").rsplit("/", 1)[-1][:12])}</span>')
     return " · ".join(links)

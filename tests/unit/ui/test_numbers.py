@@ -112,3 +112,14 @@ def test_a_failing_gate_says_why(tmp_path):
 def test_an_unreadable_loader_gives_no_steps(tmp_path):
     (tmp_path / "x.py").write_text("dag = None\n")
     assert resolved_steps(str(tmp_path / "x.py")) == {} and resolved_steps(str(tmp_path / "gone.py")) == {}
+
+
+def test_a_flat_series_is_a_level_line_with_one_label():
+    svg = line_chart("auc", [Point("r1", 0.8352), Point("r2", 0.8352)])
+    assert svg.count(">0.8352<") == 1 and svg.count('cy="80.0"') == 2  # both points mid-height
+
+
+def test_costs_read_in_dollars():
+    from mlbatch.ui.page import usd
+
+    assert [usd(v) for v in (0, 0.00004, 0.00187, 12.345)] == ["$0", "<$0.0001", "$0.0019", "$12.35"]
