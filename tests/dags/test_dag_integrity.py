@@ -65,7 +65,7 @@ PARSE_TIME_MODULES = {
     "mlbatch.spec", "mlbatch.spec.checks", "mlbatch.spec.fields", "mlbatch.spec.folder",
     "mlbatch.spec.folder_index", "mlbatch.spec.gates", "mlbatch.spec.loader", "mlbatch.spec.models",
     "mlbatch.spec.problems", "mlbatch.spec.schedules", "mlbatch.spec.tasks", "mlbatch.spec.units",
-    "mlbatch.spec.upstream", "mlbatch.ui", "mlbatch.ui.link", "workers", "workers.params", "workers.registry",
+    "mlbatch.spec.upstream", "mlbatch.provider", "mlbatch.ui", "mlbatch.ui.link", "workers", "workers.params", "workers.registry",
 }
 
 
