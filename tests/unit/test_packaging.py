@@ -42,6 +42,7 @@ def test_the_wheel_has_both_packages_and_the_command(wheel):
     assert not any(name.startswith(("tests/", "bench/", "dags/", "plugins/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "mlbatch = mlbatch.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[mlbatch.workers]\narticles.corpus = workers.catalogue:ARTICLES_CORPUS" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_extras_are_the_requirement_files(wheel):

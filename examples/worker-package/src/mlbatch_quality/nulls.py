@@ -19,7 +19,7 @@ def nulls(request: StepRequest) -> ShardResult:
     files = artifacts.step_output_uris(manifest, settings.table)[request.shard_index::request.shard_count]
     frames = [artifacts.read_parquet(uri) for uri in files]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    missing = sorted(set(settings.columns or []) - set(table.columns))
+    missing = sorted(set(settings.columns or []) - set(table.columns)) if frames else []  # no file: nothing to check
     if missing:
         raise BadInput(f"quality.nulls: column(s) {', '.join(missing)} not in the table "
                        f"'{settings.table}' (columns: {', '.join(map(str, table.columns))})")
