@@ -23,6 +23,8 @@ def install_example() -> None:
         pass
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--disable-pip-version-check", "-e", str(EXAMPLE)], check=True, timeout=300)
+    # this interpreter read the virtualenv's .pth files when it started: the new one maps src/ alike
+    sys.path.append(str(EXAMPLE / "src"))
     from workers.registry import WORKERS
 
     WORKERS.refresh()
