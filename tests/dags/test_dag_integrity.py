@@ -118,3 +118,31 @@ def test_a_batch_of_a_worker_package_parses_without_its_function_or_heavy_librar
                          capture_output=True, text=True, cwd=PROJECT)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [
         "mlbatch_quality", "mlbatch_quality.catalogue", "mlbatch_quality.params"]
+
+
+def test_a_worker_package_that_fails_to_import_breaks_only_the_batches_that_use_it(tmp_path, monkeypatch):
+    from tests.worker_packages import write_distribution
+    from workers.registry import WORKERS
+
+    site = write_distribution(tmp_path / "site", "team-broken", {"team.broken": "team_broken:W"},
+                              {"team_broken": "import not_installed_anywhere\n"})
+    monkeypatch.syspath_prepend(str(site))
+    WORKERS.refresh()
+    dags = tmp_path / "dags"
+    write_batch(dags, "good_batch", """
+        steps:
+          only: {run: check.noop}
+    """)
+    write_batch(dags, "team_batch", """
+        steps:
+          only: {run: team.broken}
+    """)
+    try:
+        bag = _dagbag(dags)
+    finally:
+        WORKERS.refresh()
+    assert bag.dag_ids == ["good_batch"]
+    [(path, message)] = bag.import_errors.items()
+    assert path.endswith("team_batch.py") and "team_batch.yaml" in message
+    assert "entry point 'team.broken = team_broken:W' of distribution 'team-broken'" in message
+    assert "No module named 'not_installed_anywhere'" in message
