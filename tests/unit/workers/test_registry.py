@@ -3,6 +3,7 @@ and any installed distribution's, read lazily, a broken package failing only its
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,7 +119,9 @@ def test_the_catalogue_is_found_where_the_project_is_not_installed(tmp_path):
     code = ("import json; from workers.registry import WORKERS, get_worker;"
             "print(json.dumps([sorted(WORKERS), sorted({d.distribution for ds in WORKERS.declared().values() for d in ds}),"
             " get_worker('check.noop').target]))")
-    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    alone = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no project root, no site
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=alone, capture_output=True, text=True,
+                         check=True)
     assert json.loads(out.stdout) == [sorted(catalogue.ENTRY_POINTS), [SOURCE_FOLDER], "workers.checks:noop"]
 
 
