@@ -1,7 +1,7 @@
 """`python -m bench [NAME ...]`: run the benchmarks, print them, record them.
 
 Writes the run at the top of docs/benchmarks.md and its raw figures to
-bench/results/<UTC time>.json. Names: parse, overhead, shards, aws_batch, embed, tabular, images, waiting, tracking (default: all).
+bench/results/<UTC time>.json. Names: parse, overhead, shards, aws_batch, embed, tabular, images, waiting, tracking, worker_start (default: all).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from bench import machine, report
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("parse", "overhead", "shards", "aws_batch", "embed", "tabular", "images", "waiting", "tracking")
+BENCHMARKS = ("parse", "overhead", "shards", "aws_batch", "embed", "tabular", "images", "waiting", "tracking",
+              "worker_start")
 DOCS = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "results"
 

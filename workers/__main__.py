@@ -49,16 +49,21 @@ def _run(request_json: str) -> int:
 
 
 def _list() -> int:
+    """Every installed worker (the project's and every worker package's); exit 1 if one cannot load."""
     from workers.registry import WORKERS
 
-    width = max(len(name) for name in WORKERS)
-    for name, info in sorted(WORKERS.items()):
+    broken = WORKERS.problems()
+    usable = {name: WORKERS[name] for name in WORKERS if name not in broken}
+    width = max(len(name) for name in usable)
+    for name, info in sorted(usable.items()):
         params = ", ".join(info.params.model_fields) or "-"
         by_task = "; ".join(f"{task}: {', '.join(info.reported(task))}" for task in info.task_metrics)
         reported = by_task or ", ".join(info.metrics)
         metrics = f"; metrics ({reported})" if by_task else (f"; metrics: {reported}" if reported else "")
         print(f"{name:<{width}}  {info.summary}  [params: {params}{metrics}]")
-    return 0
+    for error in broken.values():
+        print(f"error: {error}. Fix: {error.fix}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one shard of a step")
     run.add_argument("--request", required=True, help="StepRequest as JSON")
-    sub.add_parser("list", help="list the registered workers")
+    sub.add_parser("list", help="list the installed workers (entry-point group mlbatch.workers)")
     return parser
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from datetime import datetime, timezone
-from typing import IO, Any, Iterator
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from workers.errors import BadInput, MissingShards
+
+if TYPE_CHECKING:
+    import fsspec
 
 MANIFEST = "manifest.json"
 
@@ -45,8 +44,15 @@ def step_manifest_uri(output: str) -> str:
 
 
 def _fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    import fsspec  # here: a shard writing to a local path never needs it
+
     fs, path = fsspec.core.url_to_fs(uri)
     return fs, path
+
+
+def _plain_path(uri: str) -> str | None:
+    """`uri` when it is a plain local path (no protocol, no chain), which needs no fsspec."""
+    return None if "://" in uri or "::" in uri else uri
 
 
 def local_path(uri: str) -> str | None:
@@ -71,11 +77,12 @@ def open_atomic(uri: str) -> Iterator[IO[bytes]]:
     object store shows an object only once a put completes, while a streaming
     handle would publish a partial object when closed after an error.
     """
-    fs, path = _fs(uri)
-    if isinstance(fs, LocalFileSystem):
+    plain = _plain_path(uri)
+    fs, path = (None, plain) if plain else _fs(uri)
+    if fs is None or "file" in fs.protocol:
         directory, name = os.path.split(path)
         os.makedirs(directory or ".", exist_ok=True)
-        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")  # not uuid: it imports platform
         try:
             with open(tmp, "wb") as fh:
                 yield fh

@@ -1,119 +1,159 @@
-"""The catalogue of workers: name -> where its function lives and its typed params.
+"""Every installed worker, by name: what the distributions declare in the entry-point group
+`mlbatch.workers` (the project's own catalogue, workers/catalogue.py, declares itself there too).
 
-Cheap to import (no pandas, sklearn, torch): the Airflow side reads it at DAG parse
-time to validate specs, the worker side resolves the function lazily.
+An entry is `NAME = "module:OBJECT"`, OBJECT a WorkerInfo named NAME, in a module that imports no
+heavy library (its params model is imported on first use, its function only when a shard runs).
+Lookups are lazy: a name that the project declares costs no scan of the installed distributions
+(a shard of check.noop starts with nothing but its own modules), another name costs one scan,
+and an entry is imported only when its worker is asked for. A package whose entry fails to import
+fails only the lookups of its own workers (WorkerLoadError, a clear message), never the others.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Iterator
 
-from pydantic import BaseModel
+from workers import catalogue
+from workers.info import WorkerInfo, resolve
 
-from workers import params as p
+__all__ = ["GROUP", "WORKERS", "WorkerInfo", "WorkerLoadError", "get_worker"]
+
+GROUP = "mlbatch.workers"
+SOURCE_FOLDER = "mlbatch (source folder)"  # the project's catalogue where the project is not installed
 
 
-BINARY, REGRESSION = "binary", "regression"
-BOTH_TASKS = {BINARY: ("auc", "logloss"), REGRESSION: ("rmse", "mae")}  # a model worker's metrics by task
+class WorkerLoadError(KeyError):
+    """A declared worker that cannot be used: its entry fails to import, or two packages declare it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message, self.fix = message, fix
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
-class WorkerInfo:
+class Declaration:
+    """One entry of the group: who declares which name, pointing at what."""
+
     name: str
-    target: str  # "module:function", imported only when the worker runs
-    params: type[BaseModel]
-    summary: str
-    metrics: tuple[str, ...] = ()  # the step metrics it reports whatever the task: what a gate may read
-    tracked: bool = False  # its committed steps are logged as MLflow runs (models, not checks or embeddings)
-    # a model worker: the tasks it handles and the metrics it reports for each (checked by lint)
-    task_metrics: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # a data worker: the task of the table it writes, fixed or read from this param
-    makes_task: str | None = None
-    task_param: str | None = None
-    # "module:function" of the step's own metrics, computed from every shard manifest at commit
-    step_metrics: str | None = None
+    value: str  # "module:OBJECT"
+    distribution: str
 
-    def reported(self, task: str | None = None) -> tuple[str, ...]:
-        """The metrics a step of this worker reports on a table of `task` (None: of any task)."""
-        by_task = [self.task_metrics.get(task, ())] if task else list(self.task_metrics.values())
-        return tuple(dict.fromkeys([*(m for ms in by_task for m in ms), *self.metrics]))
+    def load(self) -> WorkerInfo:
+        try:
+            info = resolve(self.value)
+        except Exception as exc:  # whatever a broken package raises, it must not take the others down
+            raise WorkerLoadError(f"worker {self.name!r} cannot be loaded: {self._entry} raised "
+                                  f"{type(exc).__name__}: {exc}", self._fix) from exc
+        if not isinstance(info, WorkerInfo) or info.name != self.name:
+            got = f"WorkerInfo {info.name!r}" if isinstance(info, WorkerInfo) else type(info).__name__
+            raise WorkerLoadError(f"worker {self.name!r} cannot be loaded: {self._entry} points at {got}, "
+                                  f"not a WorkerInfo named {self.name!r}", self._fix)
+        return info
 
-    def table_task(self, params: Mapping[str, Any] | None) -> str | None:
-        """The task of the table a data worker writes with these params; None for other workers."""
-        if self.task_param is None:
-            return self.makes_task
-        given = (params or {}).get(self.task_param)
-        return given if isinstance(given, str) else self.params.model_fields[self.task_param].default
+    @property
+    def _entry(self) -> str:
+        return f"entry point '{self.name} = {self.value}' of distribution {self.distribution!r}"
 
-    def load(self) -> Callable:
-        return _resolve(self.target)
-
-    def combined_metrics(self, shards: list[dict[str, Any]]) -> dict[str, Any]:
-        """The step's metrics from its shards' manifests (see step_metrics); none without a combiner."""
-        return _resolve(self.step_metrics)(shards) if self.step_metrics else {}
+    @property
+    def _fix(self) -> str:
+        return (f"fix {self.distribution!r} and reinstall it (pip install -e <its folder>), "
+                f"or uninstall it (pip uninstall {self.distribution})")
 
 
-def _resolve(target: str) -> Callable:
-    module_name, func_name = target.split(":")
-    return getattr(importlib.import_module(module_name), func_name)
+def declarations() -> dict[str, list[Declaration]]:
+    """Every name declared in the group, by any installed distribution (one scan of their metadata)."""
+    from importlib.metadata import entry_points  # here: a built-in worker's shard never needs it
+
+    found: dict[str, list[Declaration]] = {}
+    for entry in entry_points(group=GROUP):
+        owner = entry.dist.name if entry.dist is not None else "?"
+        found.setdefault(entry.name, []).append(Declaration(entry.name, entry.value, owner))
+    for name, value in catalogue.ENTRY_POINTS.items():
+        if not any(d.value == value for d in found.get(name, [])):  # not installed: read from the source folder
+            found.setdefault(name, []).append(Declaration(name, value, SOURCE_FOLDER))
+    return found
 
 
-OOF = "workers.tabular.oof:step_metrics"
+class Registry(MutableMapping):
+    """name -> WorkerInfo over every installed worker, loaded on first use (assignable, for tests)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, WorkerInfo] = {}
+        self._declared: dict[str, list[Declaration]] | None = None
+
+    def declared(self) -> dict[str, list[Declaration]]:
+        if self._declared is None:
+            self._declared = declarations()
+        return self._declared
+
+    def refresh(self) -> None:
+        """Forget what was read: after a package was installed or removed in this process."""
+        import importlib
+
+        importlib.invalidate_caches()
+        self._loaded.clear()
+        self._declared = None
+
+    def __getitem__(self, name: str) -> WorkerInfo:
+        if name not in self._loaded:
+            self._loaded[name] = self._load(name)
+        return self._loaded[name]
+
+    def _load(self, name: str) -> WorkerInfo:
+        if name in catalogue.ENTRY_POINTS:  # the project's own: no scan of the installed distributions
+            return resolve(catalogue.ENTRY_POINTS[name])
+        found = self.declared().get(name)
+        if not found:
+            raise KeyError(name)
+        if len(found) > 1:
+            raise _declared_twice(name, found)
+        return found[0].load()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in catalogue.ENTRY_POINTS or name in self.declared()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._loaded, *catalogue.ENTRY_POINTS, *self.declared()]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __setitem__(self, name: str, info: WorkerInfo) -> None:
+        self._loaded[name] = info
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def problems(self) -> dict[str, WorkerLoadError]:
+        """Every declared worker that cannot be used, and why (`python -m workers list` shows them)."""
+        broken: dict[str, WorkerLoadError] = {}
+        for name, found in self.declared().items():
+            try:
+                if len(found) > 1:
+                    raise _declared_twice(name, found)
+                self[name]
+            except WorkerLoadError as error:
+                broken[name] = error
+        return broken
 
 
-WORKERS: dict[str, WorkerInfo] = {
-    info.name: info
-    for info in [
-        WorkerInfo("table.load", "workers.tabular.table:load", p.TableParams,
-                   "Any CSV/Parquet table (any fsspec URI): label, id, columns; infers and records its schema",
-                   task_param="task"),
-        WorkerInfo("features.synthetic", "workers.tabular.features:synthetic", p.FeaturesParams,
-                   "Churn-like tabular features (the demo's table, with its schema): synthetic rows or a file",
-                   makes_task=BINARY),
-        WorkerInfo("train.gbdt", "workers.tabular.train:gbdt", p.TrainParams,
-                   "Gradient boosting (native categoricals) on any table schema; one cross-validation fold per shard",
-                   ("folds",), tracked=True, task_metrics=BOTH_TASKS, step_metrics=OOF),
-        WorkerInfo("train.mlp", "workers.tabular.mlp:mlp", p.MLPParams,
-                   "Torch MLP (standardised numerics, categorical embeddings, early stopping, TensorBoard "
-                   "curves); one cross-validation fold per shard, GPU when asked for and present",
-                   ("best_epoch", "folds"), tracked=True, task_metrics=BOTH_TASKS, step_metrics=OOF),
-        WorkerInfo("ensemble.average", "workers.tabular.ensemble:average", p.EnsembleParams,
-                   "Average the fold models; report out-of-fold AUC and log loss (regression: RMSE, MAE)",
-                   ("folds",), tracked=True, task_metrics=BOTH_TASKS),
-        WorkerInfo("ensemble.stack", "workers.tabular.stack:stack", p.StackParams,
-                   "Stack or average several model steps on their out-of-fold predictions (binary: logistic "
-                   "regression, ROC, calibration and importance plots; regression: linear regression)",
-                   ("folds", "models"), tracked=True, task_metrics=BOTH_TASKS),
-        WorkerInfo("predict.batch", "workers.tabular.predict:batch", p.PredictParams,
-                   "Score table rows with a model (its own schema); one slice of rows per shard; "
-                   "metrics of the labelled rows where the table has the label",
-                   ("mean_score",), task_metrics=BOTH_TASKS),
-        WorkerInfo("drift.features", "workers.tabular.drift:features", p.DriftParams,
-                   "Drift of each feature between a reference table and a new one (PSI or KS)",
-                   ("drift", "drift_mean")),
-        WorkerInfo("articles.corpus", "workers.text.corpus:articles", p.CorpusParams,
-                   "Articles built offline from the docstrings of installed packages (deterministic)"),
-        WorkerInfo("history.synthetic", "workers.text.corpus:history", p.HistoryParams,
-                   "Synthetic reading history of users over an articles table"),
-        WorkerInfo("embed.text", "workers.text.embed:text", p.EmbedParams,
-                   "Sentence embeddings (all-MiniLM-L6-v2) of a text column; one slice of rows per shard, GPU when present"),
-        WorkerInfo("recommend.topk", "workers.text.recommend:topk", p.RecommendParams,
-                   "Top-k articles of the day per user by cosine to their reading history; one slice of users per shard"),
-        WorkerInfo("check.noop", "workers.checks:noop", p.NoopParams,
-                   "Do nothing and commit an empty output (overhead checks)"),
-        WorkerInfo("check.sleep", "workers.checks:sleep", p.SleepParams,
-                   "Sleep for a while (timeouts, concurrency)", ("slept_s",)),
-        WorkerInfo("check.memory", "workers.checks:memory", p.MemoryParams,
-                   "Hold a given amount of resident memory (memory budgets)", ("peak_rss_mib",)),
-        WorkerInfo("check.fail", "workers.checks:fail", p.FailParams,
-                   "Fail on chosen tries/shards, as bad input or as a crash (retries, alerts)"),
-    ]
-}
+def _declared_twice(name: str, found: list[Declaration]) -> WorkerLoadError:
+    owners = " and ".join(f"{d.distribution!r} ({d.value})" for d in found)
+    return WorkerLoadError(f"worker {name!r} is declared by {owners}",
+                           "uninstall one of them, or rename the worker in one of the packages")
+
+
+WORKERS = Registry()
 
 
 def get_worker(name: str) -> WorkerInfo:
     try:
         return WORKERS[name]
+    except WorkerLoadError:
+        raise
     except KeyError:
         raise KeyError(f"unknown worker {name!r}; known: {', '.join(sorted(WORKERS))}") from None

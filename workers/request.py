@@ -1,20 +1,23 @@
 """The step request a worker receives, and the result it hands back.
 
-Cheap to import (stdlib + pydantic): the Airflow side builds requests at run time
-and `python -m workers` parses one before any heavy library is loaded.
+Cheap to import (stdlib only): the Airflow side builds requests at run time and `python -m
+workers` parses one before any heavy library is loaded. Pydantic and the worker's params model
+are imported only for a worker that takes params (a no-op shard starts without them).
 """
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
-
-from pydantic import BaseModel, ValidationError
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Mapping
 
 from workers import artifacts, wire
 from workers.errors import BadInput
 from workers.registry import get_worker
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 
 @dataclass
@@ -27,18 +30,18 @@ class StepRequest:
     shard_count: int = 1
     try_number: int = 1
     # the params validated by the worker's pydantic model (defaults filled in)
-    settings: BaseModel = field(init=False, repr=False, compare=False)
+    settings: BaseModel | SimpleNamespace = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
-            model = get_worker(self.worker).params
+            info = get_worker(self.worker)
         except KeyError as exc:
             raise BadInput(exc.args[0]) from None
-        try:
-            self.settings = model.model_validate(self.params or {})
-        except ValidationError as exc:
-            raise BadInput(f"params of {self.worker}: {_describe(exc)}") from None
-        self.params = self.settings.model_dump(mode="json")
+        if not info.takes_params and not self.params:
+            self.settings, self.params = SimpleNamespace(), {}  # nothing to validate: no pydantic
+        else:
+            self.settings = _validated(self.worker, info.params, self.params or {})
+            self.params = self.settings.model_dump(mode="json")
         if not self.output:
             raise BadInput(f"request for {self.worker} has no output URI")
         if self.shard_count < 1 or not 0 <= self.shard_index < self.shard_count:
@@ -111,6 +114,15 @@ class ShardResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # more top-level entries of the shard manifest (e.g. schema)
+
+
+def _validated(worker: str, model: type[BaseModel], params: dict[str, Any]) -> BaseModel:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise BadInput(f"params of {worker}: {_describe(exc)}") from None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -65,7 +65,8 @@ PARSE_TIME_MODULES = {
     "mlbatch.spec", "mlbatch.spec.checks", "mlbatch.spec.fields", "mlbatch.spec.folder",
     "mlbatch.spec.folder_index", "mlbatch.spec.gates", "mlbatch.spec.loader", "mlbatch.spec.models",
     "mlbatch.spec.problems", "mlbatch.spec.schedules", "mlbatch.spec.tasks", "mlbatch.spec.units",
-    "mlbatch.spec.upstream", "mlbatch.provider", "mlbatch.ui", "mlbatch.ui.link", "workers", "workers.params", "workers.registry",
+    "mlbatch.spec.upstream", "mlbatch.provider", "mlbatch.ui", "mlbatch.ui.link", "workers", "workers.catalogue",
+    "workers.info", "workers.params", "workers.params_base", "workers.registry", "workers.text", "workers.text.params",
 }
 
 
@@ -99,3 +100,49 @@ def test_a_broken_spec_breaks_only_its_own_dag(tmp_path):
     assert path.endswith("broken_batch.py")
     assert "broken_batch.yaml" in message
     assert "needz" in message and "did you mean 'needs'" in message
+
+
+def test_a_batch_of_a_worker_package_parses_without_its_function_or_heavy_libraries(tmp_path):
+    """Only the package's catalogue and params model are read at parse (pandas is in its function)."""
+    from tests.worker_packages import install_example
+
+    install_example()
+    write_batch(tmp_path, "quality_batch", """
+        steps:
+          features: {run: features.synthetic, params: {rows: 100}}
+          nulls: {run: quality.nulls, needs: [features], gate: {metric: null_share, max: 0.1}}
+    """)
+    code = ("import runpy, sys, json; runpy.run_path(sys.argv[1]);"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('mlbatch_quality', 'pandas'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "quality_batch.py")], check=True,
+                         capture_output=True, text=True, cwd=PROJECT)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [
+        "mlbatch_quality", "mlbatch_quality.catalogue", "mlbatch_quality.params"]
+
+
+def test_a_worker_package_that_fails_to_import_breaks_only_the_batches_that_use_it(tmp_path, monkeypatch):
+    from tests.worker_packages import write_distribution
+    from workers.registry import WORKERS
+
+    site = write_distribution(tmp_path / "site", "team-broken", {"team.broken": "team_broken:W"},
+                              {"team_broken": "import not_installed_anywhere\n"})
+    monkeypatch.syspath_prepend(str(site))
+    WORKERS.refresh()
+    dags = tmp_path / "dags"
+    write_batch(dags, "good_batch", """
+        steps:
+          only: {run: check.noop}
+    """)
+    write_batch(dags, "team_batch", """
+        steps:
+          only: {run: team.broken}
+    """)
+    try:
+        bag = _dagbag(dags)
+    finally:
+        WORKERS.refresh()
+    assert bag.dag_ids == ["good_batch"]
+    [(path, message)] = bag.import_errors.items()
+    assert path.endswith("team_batch.py") and "team_batch.yaml" in message
+    assert "entry point 'team.broken = team_broken:W' of distribution 'team-broken'" in message
+    assert "No module named 'not_installed_anywhere'" in message

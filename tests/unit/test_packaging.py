@@ -44,7 +44,9 @@ def test_the_wheel_has_both_packages_and_the_command(wheel):
     assert "mlbatch/cli/main.py" in names and "workers/tabular/train.py" in names
     assert not any(name.startswith(("tests/", "bench/", "dags/", "plugins/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "mlbatch = mlbatch.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    declared = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "mlbatch = mlbatch.cli.main:main" in declared
+    assert "[mlbatch.workers]\narticles.corpus = workers.catalogue:ARTICLES_CORPUS" in declared  # the catalogue
 
 
 def test_extras_are_the_requirement_files(wheel):

@@ -63,11 +63,25 @@ def canonical_json(value: Any) -> str:
 
 # --- code version ----------------------------------------------------------------
 
-def code_version(image: str | None = None) -> str:
-    """What identifies the worker code: the image digest when pinned by one, else the workers/ source."""
+def code_version(image: str | None = None, worker: str | None = None) -> str:
+    """What identifies the worker code: the image digest when pinned by one, else the source of the
+    worker's own package (workers/ for the project's catalogue, a worker package's own folder for
+    its workers), so a change to that package is a miss and a change elsewhere is not."""
     if image and (match := _DIGEST.search(image)):
         return f"image:{match.group(1)}"
-    return "workers:" + source_digest(str(PROJECT_ROOT / "workers"))
+    from workers.registry import get_worker
+
+    package = get_worker(worker).package if worker is not None else "workers"
+    if package == "workers":
+        return "workers:" + source_digest(str(PROJECT_ROOT / "workers"))
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)  # where its source is, without importing it
+    if spec is None or spec.origin is None and not spec.submodule_search_locations:
+        raise ValueError(f"worker {worker!r}: its package {package!r} is not importable here")
+    if spec.submodule_search_locations:
+        return f"{package}:" + source_digest(list(spec.submodule_search_locations)[0])
+    return f"{package}:" + hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()  # a one-module worker
 
 
 @functools.lru_cache(maxsize=None)

@@ -19,7 +19,7 @@ def step_cache_key(step: Any, upstream: dict[str, dict[str, Any]], shard_count: 
         version = f"spec:{step.cache_version}"
     else:
         # the local backend runs this host's workers/, whatever image the spec names
-        version = cache.code_version(None if step.backend == "local" else step.image)
+        version = cache.code_version(None if step.backend == "local" else step.image, step.run)
     salt = None if step.cache else run_key(run_id)  # cache: false -> never reused by another run
     key = cache.step_key(step.run, step.params, inputs, shard_count, version, salt=salt)
     ingredients: dict[str, Any] = {"key": key, "code_version": version, "inputs": inputs}

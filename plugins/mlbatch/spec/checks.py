@@ -9,7 +9,7 @@ from typing import Any, Iterable, NamedTuple
 
 from pydantic import ValidationError
 
-from workers.registry import WORKERS
+from workers.registry import WORKERS, WorkerLoadError
 
 
 class Issue(NamedTuple):
@@ -60,16 +60,20 @@ def _worker_issues(name: str, step: dict) -> list[Issue]:
     if not isinstance(run, str):
         return []  # missing or mistyped: the model reports it
     if run not in WORKERS:
-        hint = did_you_mean(run, WORKERS)
-        known = f"known workers: {', '.join(sorted(WORKERS))}"
+        hint = did_you_mean(run, WORKERS)  # every installed package's workers, by name: none is imported
+        known = f"installed workers: {', '.join(sorted(WORKERS))}"
         fix = f"{hint} ({known})" if hint and hint.startswith("did") else known
-        return [Issue(("steps", name, "run"), f"unknown worker {run!r}", fix)]
+        return [Issue(("steps", name, "run"), f"unknown worker {run!r}", f"{fix}; a worker of your own "
+                      "package is found once the package is installed (pip install -e <its folder>)")]
+    try:
+        model = WORKERS[run].params
+    except WorkerLoadError as error:  # its package is broken: this step says so, other batches still load
+        return [Issue(("steps", name, "run"), error.message, error.fix)]
     params = step.get("params", {})
     if params is None:
         params = {}
     if not isinstance(params, dict):
         return []
-    model = WORKERS[run].params
     try:
         model.model_validate(params)
     except ValidationError as exc:

@@ -1,0 +1,1 @@
+"""Data quality checks as mlbatch steps."""
