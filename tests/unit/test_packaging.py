@@ -121,7 +121,9 @@ def installed(wheel, tmp_path_factory) -> Path:
     deps = _dependencies_without_mlbatch(root / "deps")
     (_site_packages(venv) / "airflow-extra.pth").write_text(f"{deps}\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps",
-                    "--no-index", "-q", str(wheel)], check=True, capture_output=True, timeout=300)
+                    "--no-index", "-q", str(wheel)], check=True, capture_output=True, timeout=300, cwd=root,
+                   # nothing of the project on the path: setuptools' mlbatch.egg-info there reads as installed
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     return venv
 
 
