@@ -6,6 +6,7 @@ second; the worker image end to end is in test_docker_e2e.py.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -104,7 +105,9 @@ def test_a_shard_over_its_memory_is_killed_by_the_kernel_and_fails_alone_as_oom(
     assert "killed by the kernel at its 64 MiB memory limit" in by_index[0].reason
     assert by_index[1].ok, run.text
     assert "[shard 1/2] shard 1 done" in run.lines
-    assert "class: oom" in run.text and "memory: peak 64 MiB of 64 MiB budget" in run.text
+    assert "class: oom" in run.text
+    peak = re.search(r"memory: peak (\d+) MiB of 64 MiB budget", run.text)
+    assert peak and int(peak.group(1)) >= 64, run.text  # its RSS counts libraries the cgroup may not
 
 
 def test_past_its_timeout_the_container_is_stopped_and_the_class_is_timeout(
