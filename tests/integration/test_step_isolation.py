@@ -168,3 +168,18 @@ def test_peak_memory_in_a_container_matches_the_local_backend(worker_image: str,
     assert local.ok and docker.ok, "\n".join(lines)
     local_peak, docker_peak = local.outcomes[0].peak_rss_mib, docker.outcomes[0].peak_rss_mib
     assert abs(docker_peak - local_peak) <= 0.05 * local_peak, "\n".join(lines)
+
+
+def test_a_local_source_outside_the_artifact_root_is_read_through_a_read_only_mount(
+        worker_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`source: data/table.csv`, relative to where the task runs, reads the same file as on the local backend."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    rows = "\n".join(f"{i},{i % 7},{i % 2}" for i in range(40))
+    (tmp_path / "data" / "table.csv").write_text("id,x,label\n" + rows + "\n")
+    output = tmp_path / "artifacts" / "own" / "load" / "k"
+    lines: list[str] = []
+    result = DockerBackend(log=lines.append, settings=DockerSettings(), slots=LocalSlots(2, tmp_path / "slots")).run(
+        _request(worker_image, output, "table.load", {"source": "data/table.csv", "label": "label", "id": "id"}))
+    assert result.ok, "\n".join(lines)
+    assert commit_step(str(output), 1)["shards"][0]["counts"]["rows"] == 40
