@@ -93,9 +93,14 @@ DockerNetwork = Literal["host", "none"]
 class DockerSettings(_Section):
     # None: DOCKER_HOST, else the local socket (unix:///var/run/docker.sock); e.g. ssh://user@gpu-box
     host: str | None = None
-    # host: a worker reaches artifact stores and services on 127.0.0.1 as this machine does;
-    # none: no network at all (a local artifact root only). Never Docker's bridge network.
-    network: DockerNetwork = "host"
+    # none (the default): no network at all, enough for a local artifact root and local sources;
+    # host: a worker reaches object stores and every service of this machine on 127.0.0.1 (the
+    # metadata DB included), for steps that need a network. Never Docker's bridge network.
+    network: DockerNetwork = "none"
+    # "uid:gid" each container runs as; None: the artifact root's owner, or the image's own user
+    # 10001:10001 when root owns it. Never uid 0.
+    user: str | None = Field(None, pattern=r"^[1-9][0-9]*(:[0-9]+)?$")
+    pids_limit: int = Field(1024, ge=16)  # processes and threads of one container (a fork bomb stops there)
     pull: bool = False  # pull an image the Docker host lacks (False: fail at once, "build the worker image")
     # names of variables of the task's environment handed to each container (e.g. AWS_ENDPOINT_URL
     # for an s3:// artifact root); nothing else of it reaches a container

@@ -178,14 +178,15 @@ def failure_block(
     peak_rss_mib: float | None = None,
     memory_mib: float | None = None,
     max_stderr_lines: int = 10,
+    retryable: bool | None = None,
 ) -> str:
-    """A clearly marked multi-line block for the task log, easy to spot and to grep."""
+    """A clearly marked multi-line block for the task log, easy to spot and to grep (retryable None: as the class says)."""
     lines = ["=== mlbatch step failed ==="]
     if name:
         lines.append(f"step: {name}")
     lines += [
         f"class: {failure.value}",
-        f"retryable: {'yes' if failure.retryable else 'no'}",
+        f"retryable: {'yes' if (failure.retryable if retryable is None else retryable) else 'no'}",
         f"shard: {shard_index}/{shard_count}",
         f"exit: {format_exit(exit_code, signal)}",
         f"reason: {reason}",

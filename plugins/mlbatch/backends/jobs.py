@@ -85,10 +85,15 @@ class ShardOutcome(BaseModel):
     failure: FailureClass | None = None
     reason: str = ""
     stderr_tail: list[str] = Field(default_factory=list)
+    final: bool = Field(False, description="no retry can fix it though its class is retried (a missing image)")
 
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+    @property
+    def retryable(self) -> bool:
+        return self.failure is not None and self.failure.retryable and not self.final
 
 
 class JobResult(BaseModel):
@@ -135,6 +140,7 @@ class JobResult(BaseModel):
                 peak_rss_mib=o.peak_rss_mib if o.failure is FailureClass.oom else None,
                 memory_mib=self.memory_mib,
                 max_stderr_lines=max_stderr_lines,
+                retryable=o.retryable,
             )
             for o in self.failures
             if o.failure is not None

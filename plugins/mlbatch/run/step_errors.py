@@ -59,8 +59,8 @@ def raise_for(result: JobResult, *, redact: Callable[[str], str], grew_memory: C
                              tuple(redact(line) for line in failure.stderr_tail[-10:]))
     if failure.failure is FailureClass.oom and grew_memory():
         raise StepFailed(details)
-    if not failure.failure.retryable:
-        raise StepFailedFast(details)  # bad input and OOM: a retry would fail the same way
+    if not failure.retryable:
+        raise StepFailedFast(details)  # bad input, OOM, a missing image: a retry would fail the same way
     raise StepFailed(details)
 
 

@@ -1,4 +1,4 @@
-"""The container of one shard, from the request alone: limits, env, labels, the artifact mount, the user."""
+"""The container of one shard, from the request alone: limits, env, labels, hardening, mounts, the user."""
 from __future__ import annotations
 
 import os
@@ -34,7 +34,7 @@ def test_hard_limits_come_from_the_request_with_no_swap() -> None:
     kwargs = container_kwargs(_request(), 3, HOST)
     assert kwargs["nano_cpus"] == 2_000_000_000
     assert kwargs["mem_limit"] == kwargs["memswap_limit"] == 3072 * 1024 * 1024
-    assert kwargs["network_mode"] == "host"
+    assert kwargs["network_mode"] == "none"  # no network unless [docker] network says so
     assert kwargs["init"] is True
 
 
@@ -85,14 +85,72 @@ def test_the_name_is_unique_per_identity_and_shard() -> None:
     assert "name" not in container_kwargs(_request(identity=""), 0, HOST)
 
 
-def test_a_local_artifact_root_is_mounted_at_its_own_path_and_written_as_its_owner(tmp_path: Path) -> None:
-    kwargs = container_kwargs(_request(tmp_path), 0, HOST)
-    path = str(tmp_path.resolve())
-    assert kwargs["volumes"] == {path: {"bind": path, "mode": "rw"}}
+def _step_command(output: str, **params) -> list[str]:
+    from workers import wire
+
+    return wire.run_command(wire.step_request(worker="table.load" if params else "check.noop", params=params,
+                                              inputs={}, output=output, shard_count=5))
+
+
+def test_every_container_is_hardened_whatever_the_request() -> None:
+    kwargs = container_kwargs(_request(), 0, HOST)
+    assert kwargs["user"] == "10001:10001"  # the image's own user: never root
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges:true"]
+    assert kwargs["pids_limit"] == 1024 and kwargs["read_only"] is True
+    assert kwargs["tmpfs"] == {"/tmp": "rw,nosuid,nodev,size=3072m,mode=1777"}  # scratch within the budget
+    assert kwargs["environment"]["HOME"] == "/tmp"  # the image's home is on the read-only root
+    configured = container_kwargs(_request(), 0, HostFacts(cpus=8, user="2000:2000", pids_limit=64))
+    assert (configured["user"], configured["pids_limit"]) == ("2000:2000", 64)
+
+
+def test_the_artifact_root_is_read_only_and_only_the_shards_own_folder_writable(tmp_path: Path) -> None:
+    output = f"{tmp_path}/churn/train/abc"
+    kwargs = container_kwargs(_request(tmp_path, command=_step_command(output)), 3, HOST)
+    root = str(tmp_path.resolve())
+    assert kwargs["volumes"] == {root: {"bind": root, "mode": "ro"},
+                                 f"{root}/churn/train/abc/shard-00003": {"bind": f"{root}/churn/train/abc/shard-00003",
+                                                                         "mode": "rw"}}
     info = os.stat(tmp_path)
-    assert kwargs["user"] == f"{info.st_uid}:{info.st_gid}"
-    assert kwargs["environment"]["HOME"] == "/tmp"  # a uid the image may not know still has a writable home
+    assert kwargs["user"] == (f"{info.st_uid}:{info.st_gid}" if info.st_uid else "10001:10001")  # never root
     assert "working_dir" not in kwargs
+
+
+def test_the_container_user_is_the_roots_owner_unless_root_owns_it(tmp_path: Path) -> None:
+    from mlbatch.backends.docker.isolation import container_user
+
+    info = os.stat(tmp_path)
+    assert container_user(Path("/"), None) == "10001:10001"  # root's folder: the image's user, never uid 0
+    assert container_user(tmp_path, "3000:3000") == "3000:3000"
+    if info.st_uid:
+        assert container_user(tmp_path, None) == f"{info.st_uid}:{info.st_gid}"
+
+
+def test_local_sources_outside_the_root_are_mounted_read_only_at_their_path(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "digits.csv").write_text("a,b\n1,2\n")
+    command = _step_command("s3://b/p/churn/train/abc", source="data/digits.csv", label="b")
+    kwargs = container_kwargs(_request(command=command), 0, HOST)
+    source = str((tmp_path / "data" / "digits.csv").resolve())
+    assert kwargs["volumes"] == {source: {"bind": source, "mode": "ro"}}
+    assert kwargs["working_dir"] == str(tmp_path)  # the relative path resolves to the same file
+    missing = container_kwargs(_request(command=_step_command("s3://b/p/x", source="nope.csv", label="b")), 0, HOST)
+    assert "volumes" not in missing  # the worker reports a missing source as bad input
+
+
+def test_writable_folders_are_made_before_the_start_for_the_containers_user(tmp_path: Path) -> None:
+    from mlbatch.backends.docker.isolation import prepare_writable
+
+    shard = tmp_path / "b" / "s" / "k" / "shard-00000"
+    prepare_writable({"user": "10001:10001", "volumes": {str(tmp_path): {"bind": str(tmp_path), "mode": "ro"},
+                                                         str(shard): {"bind": str(shard), "mode": "rw"}}})
+    info = shard.stat()
+    if os.geteuid() == 0:
+        assert (info.st_uid, info.st_gid) == (10001, 10001)
+        assert tmp_path.stat().st_uid == 0  # the parents stay the operator's
+    else:
+        assert info.st_mode & 0o777 == 0o777
 
 
 def test_a_relative_artifact_root_runs_from_the_same_directory(tmp_path: Path,
@@ -106,24 +164,30 @@ def test_a_relative_artifact_root_runs_from_the_same_directory(tmp_path: Path,
 
 def test_an_object_store_root_mounts_nothing() -> None:
     kwargs = container_kwargs(_request(), 0, HOST)
-    assert "volumes" not in kwargs and "user" not in kwargs
+    assert "volumes" not in kwargs
     assert local_artifact_dir("s3://bucket/prefix") is None
     assert local_artifact_dir("memory://x") is None
     assert local_artifact_dir("file:///data/a") == Path("/data/a")
     assert local_artifact_dir("/data/a") == Path("/data/a")
+    assert "volumes" not in container_kwargs(_request(env={"MLBATCH_ARTIFACTS": ""}), 0, HOST)  # not the cwd
 
 
 def test_docker_settings_take_mlbatch_docker_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from mlbatch.settings import SettingsError, load_settings
 
-    monkeypatch.setenv("MLBATCH_DOCKER_NETWORK", "none")
+    monkeypatch.setenv("MLBATCH_DOCKER_NETWORK", "host")
     monkeypatch.setenv("MLBATCH_DOCKER_PASS_ENV", "AWS_ENDPOINT_URL, AWS_REGION")
     monkeypatch.setenv("MLBATCH_DOCKER_HOST", "ssh://ml@gpu-box")
     docker = load_settings(tmp_path / "none.toml").docker
-    assert (docker.network, docker.pass_env, docker.host) == ("none", ["AWS_ENDPOINT_URL", "AWS_REGION"],
+    assert (docker.network, docker.pass_env, docker.host) == ("host", ["AWS_ENDPOINT_URL", "AWS_REGION"],
                                                               "ssh://ml@gpu-box")
     monkeypatch.setenv("MLBATCH_DOCKER_NETWORK", "bridge")  # never the bridge network
     with pytest.raises(SettingsError, match="docker.network"):
+        load_settings(tmp_path / "none.toml")
+    monkeypatch.delenv("MLBATCH_DOCKER_NETWORK")
+    assert load_settings(tmp_path / "none.toml").docker.network == "none"  # no network by default
+    monkeypatch.setenv("MLBATCH_DOCKER_USER", "0:0")  # never root
+    with pytest.raises(SettingsError, match="docker.user"):
         load_settings(tmp_path / "none.toml")
 
 

@@ -6,7 +6,7 @@ from docker.errors import APIError, ImageNotFound
 
 from mlbatch.backends.docker.follow import lines_of, working_set_mib
 from mlbatch.backends.docker.reattach import Action, Found, plan_shard
-from mlbatch.backends.docker.verdict import BUILD_FIX, GPU_FIX, classify_state, start_failure
+from mlbatch.backends.docker.verdict import GPU_FIX, classify_state, image_missing, start_failure
 from mlbatch.backends.failures import FailureClass
 
 
@@ -50,7 +50,12 @@ def test_no_exit_status_is_infrastructure() -> None:
 
 
 def test_start_errors_say_the_fix() -> None:
-    assert BUILD_FIX in start_failure("mlbatch-worker:cpu", ImageNotFound("No such image: mlbatch-worker:cpu"))
+    missing = ImageNotFound("No such image: mlbatch-worker:cpu")
+    assert start_failure("mlbatch-worker:cpu", missing) == (
+        "image 'mlbatch-worker:cpu' is not on the Docker host (no retry can fix that): build it on that host: make "
+        "images (or docker build -f Dockerfile.worker -t mlbatch-worker:cpu .), or pull it from your registry: "
+        "docker pull mlbatch-worker:cpu, or [docker] pull = true")
+    assert image_missing(missing) and not image_missing(APIError("500", explanation="Conflict"))
     no_gpu = APIError("500", explanation='could not select device driver "" with capabilities: [[gpu]]')
     assert start_failure("w:gpu", no_gpu) == (
         'the Docker host has no GPU for this step (could not select device driver "" with capabilities: [[gpu]]): '
@@ -61,6 +66,26 @@ def test_start_errors_say_the_fix() -> None:
 def test_log_chunks_become_whole_lines() -> None:
     assert list(lines_of([b"a\nb", b"c\r\n", b"", b"tail"])) == ["a", "bc", "tail"]
     assert list(lines_of([b"\xff\n"])) == ["\ufffd"]
+
+
+def test_16_mib_without_a_newline_come_out_as_capped_lines_while_they_stream() -> None:
+    """A progress bar redrawn with \r: 64 KiB lines as the local backend logs them, none waiting for the end."""
+    chunk = b"42%|####   |\r" * 1260  # about 16 KiB per write, as a bar's frames come
+    fed = 0
+    produced: list[tuple[int, str]] = []
+
+    def chunks():
+        nonlocal fed
+        while fed < 16 * 1024 * 1024:
+            fed += len(chunk)
+            yield chunk
+
+    for line in lines_of(chunks()):
+        produced.append((fed, line))
+    assert all(len(line.encode()) <= 64 * 1024 for _, line in produced)
+    assert len(produced) == -(-fed // (64 * 1024))  # every byte logged once, in 64 KiB lines
+    # each line is given out as soon as it is full: the pending buffer never outgrows one line and a write
+    assert all(fed_then - 64 * 1024 * (i + 1) < 64 * 1024 + len(chunk) for i, (fed_then, _) in enumerate(produced))
 
 
 def test_working_set_leaves_out_the_page_cache() -> None:

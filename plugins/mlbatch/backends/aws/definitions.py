@@ -21,6 +21,13 @@ from mlbatch.settings import Settings
 
 CONTENT_TAG = "mlbatch:content-hash"
 IMAGE_TAG = "mlbatch:image"
+# A step runs its worker's code: as the image's own user, never root, on a read-only root filesystem
+# with one writable scratch volume (the task's own disk) at /tmp, which is also HOME for library caches.
+WORKER_USER = "10001"
+SCRATCH_VOLUME = "scratch"
+SCRATCH_PATH = "/tmp"
+SCRATCH_MOUNT = {"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}
+SCRATCH_ENV = [{"name": "HOME", "value": SCRATCH_PATH}]
 
 
 @dataclass(frozen=True)

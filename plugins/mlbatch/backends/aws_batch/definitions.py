@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mlbatch.backends.aws.definitions import Definition, hashed, resolve_image, variant
+from mlbatch.backends.aws.definitions import (SCRATCH_ENV, SCRATCH_MOUNT, SCRATCH_VOLUME, WORKER_USER, Definition,
+                                              hashed, resolve_image, variant)
 from mlbatch.backends.aws.definitions import plan as plan_for
 from mlbatch.settings import Settings
 
@@ -23,6 +24,12 @@ def definition(image: str, settings: Settings, tag: str | None = None) -> Defini
         "command": ["list"],  # after the image's ENTRYPOINT; every submission overrides it
         "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
         "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": settings.batch.log_group}},
+        "user": WORKER_USER,
+        "privileged": False,
+        "readonlyRootFilesystem": True,
+        "volumes": [{"name": SCRATCH_VOLUME}],  # no host path: a volume of the instance's disk for this job
+        "mountPoints": [dict(SCRATCH_MOUNT)],
+        "environment": [dict(e) for e in SCRATCH_ENV],  # a submission's environment adds to it
     }
     if settings.aws.job_role_arn:
         container["jobRoleArn"] = settings.aws.job_role_arn

@@ -16,8 +16,9 @@ from typing import Any, Callable
 from mlbatch.backends.docker import engine
 from mlbatch.backends.docker.config import HostFacts, container_kwargs, local_artifact_dir, passed_environment
 from mlbatch.backends.docker.follow import Follower
+from mlbatch.backends.docker.isolation import prepare_writable
 from mlbatch.backends.docker.reattach import Action, plan_shard
-from mlbatch.backends.docker.verdict import classify_state, engine_unreachable, start_failure
+from mlbatch.backends.docker.verdict import classify_state, engine_unreachable, image_missing, start_failure
 from mlbatch.backends.failures import FailureClass, format_duration, format_exit, format_mib, shard_prefix
 from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.backends.single_run import SingleRunBackend
@@ -63,7 +64,8 @@ class DockerBackend(SingleRunBackend):
                                                           reason=reason) for i in request.indices}, [])
         try:
             host = HostFacts(cpus=engine.host_cpus(client), network=settings.network, pull=settings.pull,
-                             passed_env=passed_environment(settings.pass_env))
+                             passed_env=passed_environment(settings.pass_env), user=settings.user,
+                             pids_limit=settings.pids_limit)
             slots = self._slots if self._slots is not None else engine.host_slots(settings.host, host.cpus)
             root = request.env.get(wire.ARTIFACTS, "")
             artifacts = local_artifact_dir(root)
@@ -71,6 +73,9 @@ class DockerBackend(SingleRunBackend):
                 self._emit(f"{request.name}: the artifact root {root} is a path of this machine, but the Docker "
                            f"host is {engine.where(settings.host)}: its containers write to that path on their "
                            "own machine (use an s3:// artifact root, or a folder both mount at the same path)")
+            if not artifacts and host.network == "none":
+                self._emit(f"{request.name}: its containers have no network ([docker] network = none) to reach the "
+                           f"artifact root {root}: set [docker] network = \"host\" (MLBATCH_DOCKER_NETWORK=host)")
             return self._run_on(client, host, slots, request, artifacts)
         finally:
             client.close()
@@ -182,7 +187,7 @@ class DockerBackend(SingleRunBackend):
         except Exception as error:  # docker.errors.APIError/ImageNotFound, or the engine went away
             lease.release()
             outcome = ShardOutcome(index=index, failure=FailureClass.infrastructure,
-                                   reason=start_failure(request.image, error))
+                                   reason=start_failure(request.image, error), final=image_missing(error))
             self._emit(f"{prefix} could not start: {outcome.reason}")
             self._emit(self._block(request, outcome))
             return outcome
@@ -209,6 +214,7 @@ class DockerBackend(SingleRunBackend):
         kwargs = container_kwargs(request, index, host)
         if request.gpu:
             kwargs["device_requests"] = engine.gpu_request(request.gpu)
+        prepare_writable(kwargs)
         container = engine.create(client, kwargs, pull=host.pull)
         try:
             container.start()

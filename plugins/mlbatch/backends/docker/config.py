@@ -1,7 +1,7 @@
 """What one shard's container looks like: pure functions from a JobRequest to Docker's create arguments.
 
 Nothing here talks to the engine, so every rule (limits, env, labels, the artifact mount, the
-user) is unit-tested without one. The keyword arguments are those of the Docker SDK's
+user, the mounts) is unit-tested without one. The keyword arguments are those of the Docker SDK's
 `client.containers.create()`.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mlbatch.backends.docker import isolation
 from mlbatch.backends.jobs import JobRequest
 from mlbatch.backends.local import worker_env
 
@@ -22,8 +23,6 @@ NAME_LABEL = "mlbatch.name"
 # the request's tags (dag, step, run, try, key, owner) each become mlbatch.<tag>
 _NANO = 1_000_000_000
 _MIB = 1024 * 1024
-# HOME of a container that runs as a uid the image does not know: somewhere it can write its caches
-_FOREIGN_USER_HOME = "/tmp"
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,11 @@ class HostFacts:
     """What the container config depends on besides the request: read once per run."""
 
     cpus: int  # CPUs of the Docker host: a --cpus above it is refused by the engine
-    network: str = "host"  # "host" or "none" (never the bridge network)
+    network: str = "none"  # "none" or "host" (never the bridge network)
     pull: bool = False  # pull an image the host lacks ([docker] pull)
     passed_env: Mapping[str, str] = field(default_factory=dict)  # the [docker] pass_env values
+    user: str | None = None  # [docker] user; None: the artifact root's owner unless root, else the image's
+    pids_limit: int = 1024  # [docker] pids_limit
 
 
 def local_artifact_dir(root: str) -> Path | None:
@@ -43,17 +44,6 @@ def local_artifact_dir(root: str) -> Path | None:
     if "://" in root:
         return None
     return Path(root)
-
-
-def owner_of(directory: Path) -> str:
-    """'uid:gid' of the directory: the user a container runs as so that what it writes there is the host user's.
-
-    The rule, documented in docs/docker-backend.md: with a local artifact root, each container runs as
-    the owner of that directory (the image's own user, uid 10001, would not be allowed to write there,
-    and files it wrote would not be the host user's to delete).
-    """
-    info = directory.stat()
-    return f"{info.st_uid}:{info.st_gid}"
 
 
 def container_env(request: JobRequest, index: int, passed_env: Mapping[str, str] = ()) -> dict[str, str]:
@@ -109,15 +99,15 @@ def container_kwargs(request: JobRequest, index: int, host: HostFacts) -> dict[s
         kwargs["entrypoint"] = list(request.entrypoint)
     if name := container_name(request, index):
         kwargs["name"] = name
-    artifacts = local_artifact_dir(request.env.get("MLBATCH_ARTIFACTS", ""))
-    if artifacts is not None and str(artifacts):
-        path = str(artifacts.resolve())
-        # same path on both sides: a URI in a manifest means the same file to the worker and the operator
-        kwargs["volumes"] = {path: {"bind": path, "mode": "rw"}}
-        kwargs["user"] = owner_of(artifacts)
-        kwargs["environment"].setdefault("HOME", _FOREIGN_USER_HOME)
-        if not artifacts.is_absolute():  # a relative root means the same directory from the same cwd
-            kwargs["working_dir"] = str(Path.cwd())
+    root = request.env.get("MLBATCH_ARTIFACTS", "")
+    artifacts = local_artifact_dir(root) if root else None
+    kwargs.update(isolation.hardening(isolation.container_user(artifacts, host.user), host.pids_limit,
+                                      request.memory_mib))
+    kwargs["environment"]["HOME"] = isolation.SCRATCH  # the image's home is on the read-only root
+    if binds := isolation.volumes(request, index, artifacts):
+        kwargs["volumes"] = binds
+    if isolation.needs_working_dir(request, artifacts):  # a relative path means the same file from the same cwd
+        kwargs["working_dir"] = str(Path.cwd())
     return kwargs
 
 

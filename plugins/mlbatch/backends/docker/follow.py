@@ -1,31 +1,53 @@
 """Following one container while it runs: its output lines into the task log, its memory peak, its end.
 
-Each follower has a few daemon threads, one per blocking Docker API stream: stdout and stderr logs
-(two streams, so stderr alone feeds the failure block's tail), the stats stream (the memory peak) and
-the wait for its exit. The backend's loop only looks at `exited`.
+Each follower has a few daemon threads, one per blocking stream: stdout and stderr logs (two
+streams, so stderr alone feeds the failure block's tail), the memory peak (the cgroup's own mark,
+else the engine's stats) and the wait for its exit. The backend's loop only looks at `exited`.
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from mlbatch.backends.docker import memory
 
 STDERR_TAIL_LINES = 20
 _JOIN_S = 5.0
+_CGROUP_POLL_S = 0.05  # the mark only rises: a read this often misses at most the growth of the last 50 ms
 _MIB = 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024  # as the local backend: a longer line is logged in pieces of this size
 
 
-def lines_of(chunks: Iterable[bytes]) -> Iterable[str]:
-    """Whole text lines from a stream of byte chunks (Docker frames are writes, not lines)."""
-    pending = b""
+def lines_of(chunks: Iterable[bytes], limit: int = MAX_LINE_BYTES) -> Iterable[str]:
+    """Text lines from a stream of byte chunks (Docker frames are writes, not lines), each at most `limit` bytes.
+
+    A longer line (a progress bar redrawn with \r and no newline) comes out in `limit`-byte pieces as
+    the local backend gives it; each byte is scanned once, so a line of any length costs linear time.
+    """
+    pending = bytearray()
     for chunk in chunks:
         pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            yield raw.decode("utf-8", "replace").rstrip("\r")
+        start = 0
+        while True:
+            end = pending.find(b"\n", start, start + limit)
+            if end >= 0:
+                yield _text(pending[start:end])
+                start = end + 1
+            elif len(pending) - start >= limit:
+                yield _text(pending[start:start + limit])
+                start += limit
+            else:
+                break
+        del pending[:start]  # what is left is shorter than one line: the copy stays small
     if pending:
-        yield pending.decode("utf-8", "replace").rstrip("\r")
+        yield _text(pending)
+
+
+def _text(raw: bytes | bytearray) -> str:
+    return bytes(raw).decode("utf-8", "replace").rstrip("\r")
 
 
 def working_set_mib(stats: dict[str, Any]) -> float | None:
@@ -80,6 +102,23 @@ class Follower:
             pass
 
     def _sample(self) -> None:
+        path = memory.peak_file(str(getattr(self.container, "id", "") or ""))
+        if path is not None:
+            self._sample_cgroup(path)
+        else:
+            self._sample_stats()
+
+    def _sample_cgroup(self, path: Path) -> None:
+        """Read the kernel's high-water mark until the exit (the cgroup goes with the container)."""
+        while True:
+            mib = memory.read_peak_mib(path)
+            if mib is None:
+                return
+            self.peak_mib = max(self.peak_mib, mib)
+            if self.exited.wait(_CGROUP_POLL_S):
+                return
+
+    def _sample_stats(self) -> None:
         try:
             for stats in self.container.stats(stream=True, decode=True):
                 mib = working_set_mib(stats)

@@ -10,7 +10,8 @@ from typing import Any, Mapping, Sequence
 
 from mlbatch.backends.failures import FailureClass, classify_exit, format_mib
 
-BUILD_FIX = "build the worker image: make images (or docker build -f Dockerfile.worker -t IMAGE .)"
+BUILD_FIX = ("build it on that host: make images (or docker build -f Dockerfile.worker -t IMAGE .), or pull it "
+             "from your registry: docker pull IMAGE, or [docker] pull = true")
 GPU_FIX = ("run GPU steps on a Docker host with NVIDIA GPUs and the NVIDIA Container Toolkit "
            "(DOCKER_HOST or [docker] host), or use backend: batch with queue: gpu")
 
@@ -47,15 +48,20 @@ def classify_state(
 
 def start_failure(image: str, error: BaseException) -> str:
     """The reason a container could not be created or started, with the fix."""
-    from docker.errors import ImageNotFound
-
     text = _explanation(error)
-    if isinstance(error, ImageNotFound) or "No such image" in text:
-        return f"image {image!r} is not on the Docker host: {BUILD_FIX}"
+    if image_missing(error):
+        return f"image {image!r} is not on the Docker host (no retry can fix that): {BUILD_FIX.replace('IMAGE', image)}"
     lowered = text.lower()
     if ("device driver" in lowered and "gpu" in lowered) or "nvidia" in lowered:
         return f"the Docker host has no GPU for this step ({text}): {GPU_FIX}"
     return f"the container could not start: {text}"
+
+
+def image_missing(error: BaseException) -> bool:
+    """The image is not on the host (nor pulled): the same on every try, so the failure is final."""
+    from docker.errors import ImageNotFound
+
+    return isinstance(error, ImageNotFound) or "No such image" in _explanation(error)
 
 
 def engine_unreachable(where: str, error: BaseException) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlbatch.backends.aws.definitions import Definition, hashed, resolve_image, variant
+from mlbatch.backends.aws.definitions import (SCRATCH_ENV, SCRATCH_MOUNT, SCRATCH_VOLUME, WORKER_USER, Definition,
+                                              hashed, resolve_image, variant)
 from mlbatch.backends.ecs.client import LOG_STREAM_PREFIX
 from mlbatch.backends.ecs.submission import CONTAINER
 from mlbatch.settings import Settings
@@ -34,7 +35,12 @@ def definition(image: str, settings: Settings, tag: str | None = None) -> Defini
             "memoryReservation": 256,  # a soft floor only: the hard limit is the task's size, set per task
             "command": ["list"],  # after the image's ENTRYPOINT; every task overrides it
             "logConfiguration": {"logDriver": "awslogs", "options": options},
+            "user": WORKER_USER,  # privileged stays unset: false, and Fargate accepts no other value
+            "readonlyRootFilesystem": True,
+            "mountPoints": [dict(SCRATCH_MOUNT)],
+            "environment": [dict(e) for e in SCRATCH_ENV],  # a task's overrides add to it
         }],
+        "volumes": [{"name": SCRATCH_VOLUME}],  # no host path: the task's own ephemeral storage
     }
     if settings.aws.job_role_arn:
         body["taskRoleArn"] = settings.aws.job_role_arn
