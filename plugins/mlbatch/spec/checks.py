@@ -28,9 +28,17 @@ class SpecValueError(ValueError):
         self.fix = fix
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """repr of a value for an error message, cut to `limit` characters (a spec may hold megabytes)."""
+    text = repr(value[:limit + 1] if isinstance(value, str) else value) if not isinstance(value, (dict, list)) \
+        else f"a {type(value).__name__} of {len(value)}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def did_you_mean(name: str, choices: Iterable[str], what: str = "") -> str | None:
     """'did you mean 'x'?' for the closest choice, else a list of the choices (None if there are none)."""
     choices = sorted(choices)
+    name = name[:200]  # difflib's cost grows with the length
     import difflib  # here: only a misspelt name needs it, and every DAG parse imports this module
 
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
