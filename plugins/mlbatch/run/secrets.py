@@ -17,7 +17,8 @@ SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?
 MIN_SECRET_LENGTH = 6
 # Passwords written into text rather than known in advance: a URL's userinfo
 # (https://user:pw@host, postgresql://airflow:pw@db/airflow) and a libpq DSN's password=...
-URL_PASSWORD = re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:/?#@\s]{0,128}:)[^/\s]{1,256}(?=@[^@/\s]*(?:$|[/?#\s]))")
+URL_PASSWORD = re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:/?#@\s]{0,128}:)"  # scheme://user:
+                          r"[^/\s]{1,256}(?=@[^@/\s]*(?:$|[/?#\s]))")  # the password, up to the last @ of the host
 DSN_PASSWORD = re.compile(r"(?P<keep>\b(?:password|passwd|pwd)\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s;&'\"]+)",
                           re.IGNORECASE)
 

@@ -75,4 +75,5 @@ StepName = Annotated[str, AfterValidator(_name_check("step name", STEP_NAME_PATT
 DagId = Annotated[str, AfterValidator(_name_check("dag_id", DAG_ID_PATTERN, DAG_ID_CHARS))]
 ShardCount = Annotated[int, AfterValidator(_shard_count_check)]
 ShardsOf = Annotated[str, AfterValidator(_name_check(
-    "shards.of", r"[A-Za-z0-9_-]{1,%d}\.[A-Za-z0-9_]{1,64}" % MAX_STEP_NAME, "write it as '<step>.<count>', e.g. features.rows"))]
+    "shards.of", r"[A-Za-z0-9_-]{1,%d}\.[A-Za-z0-9_]{1,64}" % MAX_STEP_NAME,
+    "write it as '<step>.<count>', e.g. features.rows"))]

@@ -46,7 +46,8 @@ def test_inline_code_cannot_be_closed_early():
 
 @pytest.mark.parametrize("text, masked", [
     ("GET https://user:pa55word@host/x failed", "GET https://user:***@host/x failed"),
-    ("postgresql+psycopg2://airflow:s3c@r3t@127.0.0.1:5432/airflow", "postgresql+psycopg2://airflow:***@127.0.0.1:5432/airflow"),
+    ("postgresql+psycopg2://airflow:s3c@r3t@127.0.0.1:5432/airflow",
+     "postgresql+psycopg2://airflow:***@127.0.0.1:5432/airflow"),
     ("redis://:t0ken@cache:6379/0", "redis://:***@cache:6379/0"),
     ("dbname=airflow user=airflow password=hunter22 host=db", "dbname=airflow user=airflow password=*** host=db"),
     ("PASSWORD='a b\\' c' host=db", "PASSWORD=*** host=db"),
@@ -67,4 +68,5 @@ def test_an_alert_quoting_a_dsn_reaches_slack_masked(monkeypatch):
         for name, value in slack_connection_env("slack_unit", server.url()).items():
             monkeypatch.setenv(name, value)
         SlackAlerts("slack_unit").post("could not connect to postgresql://airflow:pw-1234@db/airflow")
-    assert [post["body"]["text"] for post in server.posts] == ["could not connect to postgresql://airflow:***@db/airflow"]
+    assert [post["body"]["text"] for post in server.posts] == [
+        "could not connect to postgresql://airflow:***@db/airflow"]

@@ -43,9 +43,11 @@ print("REPORT " + json.dumps(found), flush=True)
 lines = []
 request = JobRequest(name="t.step", image="mlbatch-worker:cpu", entrypoint=[], memory_mib=256,
                      command=[sys.executable, "-c", STEP])
-result = LocalBackend(log=lambda m: lines.extend(m.splitlines()), slots=LocalSlots(capacity=2, directory=sys.argv[1])).run(request)
+backend = LocalBackend(log=lambda m: lines.extend(m.splitlines()), slots=LocalSlots(capacity=2, directory=sys.argv[1]))
+result = backend.run(request)
 report = [line.split("REPORT ", 1)[1] for line in lines if "REPORT " in line][0]
-print(json.dumps({"report": json.loads(report), "failed": [str(f) for f in result.failures], "pid": __import__("os").getpid()}))
+failed = [str(f) for f in result.failures]
+print(json.dumps({"report": json.loads(report), "failed": failed, "pid": __import__("os").getpid()}))
 """
 
 
@@ -74,7 +76,8 @@ spec = importlib.util.spec_from_file_location("privacy", sys.argv[1])
 privacy = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(privacy)
 privacy.hide_from_children()
-reader = "import os\\ntry:\\n print(open(f'/proc/{os.getppid()}/environ').read())\\nexcept OSError as e:\\n print(type(e).__name__)"
+reader = ("import os\\ntry:\\n print(open(f'/proc/{os.getppid()}/environ').read())\\n"
+          "except OSError as e:\\n print(type(e).__name__)")
 done = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True,
                       preexec_fn=privacy.without_ptrace(None))
 print(json.dumps({"uid": os.getuid(), "read": done.stdout.strip(), "err": done.stderr}))

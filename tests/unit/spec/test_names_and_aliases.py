@@ -73,7 +73,8 @@ def test_the_alias_bomb_in_a_sibling_spec_does_not_slow_the_folder_scan(tmp_path
     good = write(tmp_path, STEPS, name="ok.yaml")
     built = []
     original = bounded_yaml.yaml.load
-    monkeypatch.setattr(bounded_yaml.yaml, "load", lambda text, **kwargs: built.append(text) or original(text, **kwargs))
+    monkeypatch.setattr(bounded_yaml.yaml, "load",
+                        lambda text, **kwargs: built.append(text) or original(text, **kwargs))
     check = check_spec(good)
     assert check.errors == [] and len(built) == 1  # the good spec alone was built
 

@@ -16,7 +16,8 @@ from workers.tabular import table
 
 def run_worker_main(body: str) -> subprocess.CompletedProcess:
     """workers.__main__ with its step replaced by `body` (a real process, real exit code and stderr)."""
-    code = "import sys, workers.__main__ as main\ndef step(_request):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    code = "import sys, workers.__main__ as main\ndef step(_request):\n"
+    code += textwrap.indent(textwrap.dedent(body), "    ")
     code += '\nmain._run = step\nsys.exit(main.main(["run", "--request", "{}"]))\n'
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
