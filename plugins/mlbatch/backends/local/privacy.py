@@ -2,16 +2,17 @@
 
 The task process holds what a worker must not see (the metadata DB URL, connections with
 their webhooks): removing them from the worker's environment is not enough when the worker
-can read /proc/<parent>/environ. Two kernel rules close that door, for root too:
+can read /proc/<parent>/environ. Two kernel rules close most of that door:
 
-- the task process is made non-dumpable (PR_SET_DUMPABLE 0): its /proc files that expose
-  memory and environment then need CAP_SYS_PTRACE even from the same uid;
+- the task process is made non-dumpable (PR_SET_DUMPABLE 0): its /proc files then belong to
+  root, so a worker of the same ordinary user can no longer open its environ, mem or maps;
 - the worker starts without CAP_SYS_PTRACE (dropped from the bounding, inheritable,
-  permitted and effective sets before exec, so exec cannot give it back to root).
+  permitted and effective sets before exec, so exec cannot give it back to root): a worker
+  running as root can neither trace the task process nor read its memory.
 
-This protects the task process only: other processes of the same uid that stay dumpable
-remain readable, which is why the local backend runs trusted code only (the docker backend
-is the one for untrusted code).
+A worker running as root may still read the environ of its task process on some kernels, and
+other processes of the same user (the scheduler) stay readable: the local backend runs trusted
+code only, Airflow should run as an ordinary user, and untrusted code belongs in a container.
 """
 from __future__ import annotations
 
