@@ -29,10 +29,15 @@ class SpecValueError(ValueError):
 
 
 def shown(value: Any, limit: int = 60) -> str:
-    """repr of a value for an error message, cut to `limit` characters (a spec may hold megabytes)."""
-    text = repr(value[:limit + 1] if isinstance(value, str) else value) if not isinstance(value, (dict, list)) \
-        else f"a {type(value).__name__} of {len(value)}"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    """repr of a value for an error message, cut to about `limit` characters (a spec may hold megabytes)."""
+    import reprlib  # here: only an error message needs it
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxset = short.maxdict = 6
+    short.maxlevel = 3
+    text = short.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "..."
 
 
 def did_you_mean(name: str, choices: Iterable[str], what: str = "") -> str | None:
@@ -71,7 +76,7 @@ def _worker_issues(name: str, step: dict) -> list[Issue]:
         hint = did_you_mean(run, WORKERS)
         known = f"known workers: {', '.join(sorted(WORKERS))}"
         fix = f"{hint} ({known})" if hint and hint.startswith("did") else known
-        return [Issue(("steps", name, "run"), f"unknown worker {run!r}", fix)]
+        return [Issue(("steps", name, "run"), f"unknown worker {shown(run)}", fix)]
     params = step.get("params", {})
     if params is None:
         params = {}
@@ -91,15 +96,15 @@ def _param_issue(step: str, worker: str, model: type, error: dict) -> Issue:
     known = list(model.model_fields)
     if error["type"] == "extra_forbidden":
         if not known:
-            return Issue(loc, f"unknown param {param!r}: worker {worker!r} takes no params", "remove it")
-        return Issue(loc, f"unknown param {param!r} for worker {worker!r}",
+            return Issue(loc, f"unknown param {shown(param)}: worker {worker!r} takes no params", "remove it")
+        return Issue(loc, f"unknown param {shown(param)} for worker {worker!r}",
                      did_you_mean(param, known, f"the params of {worker!r}"))
     if error["type"] == "missing":
         field = model.model_fields.get(param)
         about = f" ({field.description})" if field is not None and field.description else ""
         return Issue(loc, f"param {param!r} is required by worker {worker!r}{about}",
                      f"add it under params, e.g. params: {{{param}: ...}}")
-    return Issue(loc, f"param {param!r}: {error['msg']} (got {error['input']!r})")
+    return Issue(loc, f"param {param!r}: {error['msg']} (got {shown(error['input'])})")
 
 
 def _needs_issues(name: str, step: dict, steps: dict) -> list[Issue]:

@@ -49,11 +49,11 @@ def _schedule_check(value: str | None) -> str | None:
         return None
     if value.startswith("@"):
         if value not in SCHEDULE_PRESETS:
-            raise SpecValueError(f"unknown schedule preset {value!r}", did_you_mean(value, SCHEDULE_PRESETS))
+            raise SpecValueError(f"unknown schedule preset {shown(value)}", did_you_mean(value, SCHEDULE_PRESETS))
         return value
     if len(value.split()) != 5 or not croniter.is_valid(value):
         raise SpecValueError(
-            f"invalid cron expression {value!r}",
+            f"invalid cron expression {shown(value)}",
             "use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 3 * * *'), "
             f"a preset ({', '.join(SCHEDULE_PRESETS)}) or null for manual runs",
         )

@@ -95,3 +95,10 @@ def test_expanded_size_counts_each_alias_use():
     data, root = bounded_yaml.load_bounded("a: &a [1, 2]\nb: [*a, *a, *a]\n")
     assert data == {"a": [1, 2], "b": [[1, 2]] * 3}
     assert bounded_yaml.expanded_size(root)[0] == 1 + (1 + 3) + (1 + 1 + 3 * 3)
+
+
+def test_a_huge_param_value_is_shown_shortened(tmp_path):
+    values = "[" + ",".join(["1234567890"] * 20_000) + "]"
+    problems = messages(write(tmp_path, f"steps:\n  f:\n    run: features.synthetic\n    params: {{rows: {values}}}\n"
+                                         f"    timeout: '{'9' * 50_000}x'\n"))
+    assert len(problems) >= 2 and all(len(text) < 800 for text in problems), [len(text) for text in problems]
