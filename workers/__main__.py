@@ -1,6 +1,7 @@
 """`python -m workers run --request JSON` runs one shard; `python -m workers list` lists workers.
 
 Exit codes: 0 done, 65 bad input (one line "mlbatch-bad-input: <reason>" on stderr),
+75 the machine or a service failed, e.g. disk full (one line "mlbatch-infrastructure: <reason>"),
 1 anything else (traceback on stderr). numpy, sklearn and pandas are imported only
 when the worker function loads, after the backend has set OMP_NUM_THREADS and friends.
 """
@@ -12,9 +13,10 @@ import sys
 import time
 import traceback
 
-from workers.errors import BAD_INPUT_EXIT_CODE, BadInput
+from workers.errors import BAD_INPUT_EXIT_CODE, TRANSIENT_EXIT_CODE, BadInput, Transient, disk_full
 
 BAD_INPUT_PREFIX = "mlbatch-bad-input: "
+TRANSIENT_PREFIX = "mlbatch-infrastructure: "
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         reason = " ".join(str(exc).split())  # the orchestrator reads exactly one line
         print(f"{BAD_INPUT_PREFIX}{reason}", file=sys.stderr, flush=True)
         return BAD_INPUT_EXIT_CODE
-    except Exception:
+    except Exception as exc:
         traceback.print_exc()
+        if (reason := str(exc) if isinstance(exc, Transient) else disk_full(exc)) is not None:
+            print(f"{TRANSIENT_PREFIX}{' '.join(reason.split())}", file=sys.stderr, flush=True)
+            return TRANSIENT_EXIT_CODE
         sys.stderr.flush()
         return 1
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from workers import artifacts
-from workers.errors import BadInput
+from workers.errors import BadInput, Transient, transient_cause
 from workers.request import ShardResult, StepRequest
 from workers.tabular.schema import ROW_ID, TableSchema, infer
 from workers.tabular.source import CSV, PARQUET, missing_source
@@ -71,7 +71,11 @@ def read_source(source: str) -> pd.DataFrame:
     lower = source.lower()
     if not lower.endswith(CSV + PARQUET):
         raise BadInput(f"source {source}: expected a .csv or .parquet file (.csv.gz and .tsv are read too)")
-    if not artifacts.exists(source):
+    try:
+        found = artifacts.exists(source)
+    except Exception as exc:
+        raise _unreadable(source, exc) from exc
+    if not found:
         raise BadInput(missing_source(source))
     try:
         if lower.endswith(PARQUET):
@@ -80,8 +84,15 @@ def read_source(source: str) -> pd.DataFrame:
             return pd.read_csv(fh, sep="\t" if lower.endswith(".tsv") else ",")
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
-    except Exception as exc:  # any parser error means the file itself is unusable
-        raise BadInput(f"source {source} is unreadable: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise _unreadable(source, exc) from exc
+
+
+def _unreadable(source: str, exc: Exception) -> Exception:
+    """A dropped connection, an S3 5xx or a full disk is retried; any other error means the file is unusable."""
+    if cause := transient_cause(exc):
+        return Transient(f"source {source} could not be read: {cause}")
+    return BadInput(f"source {source} is unreadable: {type(exc).__name__}: {exc}")
 
 
 def _select(df: pd.DataFrame, columns: Any, keep: list[str], where: str) -> pd.DataFrame:

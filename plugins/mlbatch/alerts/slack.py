@@ -96,6 +96,8 @@ class SlackAlerts:
         from airflow.sdk import BaseHook
         from airflow.sdk.log import mask_secret
 
+        from mlbatch.run.secrets import mask_inline_passwords
+
         # The Slack client logs the full request URL, and a webhook URL is itself the secret;
         # connections from the environment are not always registered with the masker.
         connection = BaseHook.get_connection(self.conn_id)
@@ -105,7 +107,7 @@ class SlackAlerts:
         # No client-side retries: the Slack client logs the full URL when it retries, and an
         # alert that cannot get through within the timeout is better reported than delayed.
         hook = SlackWebhookHook(slack_webhook_conn_id=self.conn_id, timeout=WEBHOOK_TIMEOUT_S, retry_handlers=[])
-        hook.send_text(text)
+        hook.send_text(mask_inline_passwords(text))  # a reason or stderr line may quote a DSN
         log.info("Slack alert sent through connection %r", self.conn_id)
 
     def _safely(self, send) -> None:

@@ -13,6 +13,9 @@ from typing import Sequence
 
 BAD_INPUT_EXIT_CODE = 65  # EX_DATAERR from sysexits.h
 BAD_INPUT_PREFIX = "mlbatch-bad-input:"
+TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL: the machine or a service failed (disk full, S3 or network hiccup)
+TRANSIENT_PREFIX = "mlbatch-infrastructure:"
+DISK_FULL_TEXT = ("No space left on device", "[Errno 28]")  # any program's ENOSPC, in its own words
 
 # Share of the memory budget at which an unexplained SIGKILL is taken to be the
 # kernel OOM killer rather than someone outside killing the worker.
@@ -91,6 +94,15 @@ def _bad_input_reason(stderr_tail: Sequence[str]) -> str:
     return f"exit code {BAD_INPUT_EXIT_CODE} (bad input) without a '{BAD_INPUT_PREFIX}' line on stderr"
 
 
+def _transient_reason(exit_code: int, stderr_tail: Sequence[str]) -> str:
+    for line in reversed(stderr_tail):
+        text = line.strip()
+        if text.startswith(TRANSIENT_PREFIX):
+            return text[len(TRANSIENT_PREFIX):].strip()
+    full = next((line.strip() for line in reversed(stderr_tail) if any(t in line for t in DISK_FULL_TEXT)), "")
+    return f"disk full: {full}" if full else f"exit code {exit_code}: the machine or a service failed"
+
+
 def classify_exit(
     exit_code: int | None,
     signal: int | None,
@@ -147,6 +159,8 @@ def classify_exit(
         return None, ""
     if exit_code == BAD_INPUT_EXIT_CODE:
         return FailureClass.bad_input, _bad_input_reason(stderr_tail)
+    if exit_code == TRANSIENT_EXIT_CODE or any(text in line for line in stderr_tail for text in DISK_FULL_TEXT):
+        return FailureClass.infrastructure, _transient_reason(exit_code, stderr_tail)
     detail = _last_line(stderr_tail)
     return FailureClass.code_error, f"exit code {exit_code}" + (f": {detail}" if detail else "")
 

@@ -3,8 +3,10 @@
 Production Airflow runs on PostgreSQL (docker-compose.yaml does too); SQLite is the zero-setup
 default. This starts the machine's own PostgreSQL server binaries (Debian's `postgresql`
 package) on a data folder of ours, listening on 127.0.0.1 only, with a database `airflow`
-owned by a role `airflow`. Trust authentication is safe here because nothing but loopback
-reaches it; a team's shared database is configured the usual way
+owned by a role `airflow` that is not a superuser. Loopback is not a boundary (a step's code
+runs on the same machine), so every login needs a password (scram-sha-256): both passwords
+are generated at creation and kept in a 0600 file beside the data folder, where the next
+`mlbatch up --postgres` finds them. A team's shared database is configured the usual way
 (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) instead.
 
 PostgreSQL refuses to run as root: as root, its commands run as the `postgres` system user
@@ -13,8 +15,10 @@ PostgreSQL refuses to run as root: as root, its commands run as the `postgres` s
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -23,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATABASE = "airflow"
-ROLE = "airflow"
+ROLE = "airflow"  # owns the database; no superuser, cannot create roles or databases
+ADMIN = "mlbatch_admin"  # the cluster's superuser: only mlbatch itself logs in as it, to create the above
 
 
 class PostgresUnavailable(RuntimeError):
@@ -71,7 +76,26 @@ class LocalPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg2://{ROLE}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql+psycopg2://{ROLE}:{self.passwords()[ROLE]}@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.passwords.json"
+
+    def passwords(self) -> dict[str, str]:
+        """{role: password} of this cluster, generated once (0600, readable by whoever runs mlbatch)."""
+        if not self.passwords_file.exists():
+            if (self.data_dir / "PG_VERSION").exists():
+                raise PostgresUnavailable(
+                    f"the cluster in {self.data_dir} was created without passwords (any local process could log "
+                    f"in as its superuser): stop it, move the folder away and run again to create a new one, then "
+                    f"`airflow db migrate` (the metadata DB starts empty)")
+            self.passwords_file.parent.mkdir(parents=True, exist_ok=True)
+            created = {ADMIN: secrets.token_urlsafe(32), ROLE: secrets.token_urlsafe(32)}
+            descriptor = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                json.dump(created, file)
+        return json.loads(self.passwords_file.read_text())
 
     @property
     def log_file(self) -> Path:
@@ -79,6 +103,7 @@ class LocalPostgres:
 
     def start(self) -> str:
         """Create the cluster if needed, start it, make sure the database exists; the SQLAlchemy URL."""
+        self.passwords()  # refuses a cluster made without them
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self._own(self.log_file, touch=True)
@@ -106,21 +131,36 @@ class LocalPostgres:
         self._own(self.data_dir)
         if self._owner() is not None:
             _let_others_traverse(self.data_dir.parent)
-        made = self._as_owner([str(server_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", ROLE,
-                               "--auth=trust", "-E", "UTF8", "--locale=C"])
+        password_file = self.data_dir.parent / f".{self.data_dir.name}.initdb-password"
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(self.passwords()[ADMIN])
+        self._own(password_file)
+        try:
+            made = self._as_owner([str(server_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", ADMIN,
+                                   f"--pwfile={password_file}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"])
+        finally:
+            password_file.unlink(missing_ok=True)
         if made.returncode != 0:
             raise PostgresUnavailable(f"initdb failed in {self.data_dir}: {made.stderr.strip()}")
 
     def _create_database(self) -> None:
         import psycopg2  # Airflow's own PostgreSQL driver (requirements.txt)
 
-        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=ROLE, dbname="postgres")
+        passwords = self.passwords()
+        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=ADMIN, password=passwords[ADMIN],
+                                      dbname="postgres")
         connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
         try:
             with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,))
+                verb = "ALTER" if cursor.fetchone() else "CREATE"
+                cursor.execute(f"{verb} ROLE {ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                               "PASSWORD %s", (passwords[ROLE],))
                 cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
                 if cursor.fetchone() is None:
                     cursor.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
+                cursor.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
         finally:
             connection.close()
 

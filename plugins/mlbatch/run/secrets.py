@@ -1,5 +1,7 @@
 """Keep secret values out of task logs: register them with Airflow's secrets masker.
 
+Passwords inside URLs and DSNs are masked by their shape, whether or not their value is known.
+
 Airflow masks connection passwords by itself, but not values it never saw: environment
 variables of the task process (AWS keys, tokens) that a worker might print. Every log line
 of ours, and every worker line streamed into the task log, goes through the masker.
@@ -13,6 +15,21 @@ SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?
                          re.IGNORECASE)
 # Shorter values (e.g. "1", "true") would mask ordinary words all over the log.
 MIN_SECRET_LENGTH = 6
+# Passwords written into text rather than known in advance: a URL's userinfo
+# (https://user:pw@host, postgresql://airflow:pw@db/airflow) and a libpq DSN's password=...
+URL_PASSWORD = re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:/?#@\s]{0,128}:)"  # scheme://user:
+                          r"[^/\s]{1,256}(?=@[^@/\s]*(?:$|[/?#\s]))")  # the password, up to the last @ of the host
+DSN_PASSWORD = re.compile(r"(?P<keep>\b(?:password|passwd|pwd)\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s;&'\"]+)",
+                          re.IGNORECASE)
+
+
+def mask_inline_passwords(text: str) -> str:
+    """URL userinfo passwords and DSN passwords in `text` as ***."""
+    if "://" in text:
+        text = URL_PASSWORD.sub(r"\g<keep>***", text)
+    if "=" in text:
+        text = DSN_PASSWORD.sub(r"\g<keep>***", text)
+    return text
 
 
 def secret_env_values(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -35,7 +52,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for value in self.values:
             text = text.replace(value, "***")
-        return text
+        return mask_inline_passwords(text)
 
 
 def mask_secret_env() -> Redactor:

@@ -28,9 +28,22 @@ class SpecValueError(ValueError):
         self.fix = fix
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """repr of a value for an error message, cut to about `limit` characters (a spec may hold megabytes)."""
+    import reprlib  # here: only an error message needs it
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxset = short.maxdict = 6
+    short.maxlevel = 3
+    text = short.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "..."
+
+
 def did_you_mean(name: str, choices: Iterable[str], what: str = "") -> str | None:
     """'did you mean 'x'?' for the closest choice, else a list of the choices (None if there are none)."""
     choices = sorted(choices)
+    name = name[:200]  # difflib's cost grows with the length
     import difflib  # here: only a misspelt name needs it, and every DAG parse imports this module
 
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
@@ -63,7 +76,7 @@ def _worker_issues(name: str, step: dict) -> list[Issue]:
         hint = did_you_mean(run, WORKERS)  # every installed package's workers, by name: none is imported
         known = f"installed workers: {', '.join(sorted(WORKERS))}"
         fix = f"{hint} ({known})" if hint and hint.startswith("did") else known
-        return [Issue(("steps", name, "run"), f"unknown worker {run!r}", f"{fix}; a worker of your own "
+        return [Issue(("steps", name, "run"), f"unknown worker {shown(run)}", f"{fix}; a worker of your own "
                       "package is found once the package is installed (pip install -e <its folder>)")]
     try:
         model = WORKERS[run].params
@@ -87,15 +100,15 @@ def _param_issue(step: str, worker: str, model: type, error: dict) -> Issue:
     known = list(model.model_fields)
     if error["type"] == "extra_forbidden":
         if not known:
-            return Issue(loc, f"unknown param {param!r}: worker {worker!r} takes no params", "remove it")
-        return Issue(loc, f"unknown param {param!r} for worker {worker!r}",
+            return Issue(loc, f"unknown param {shown(param)}: worker {worker!r} takes no params", "remove it")
+        return Issue(loc, f"unknown param {shown(param)} for worker {worker!r}",
                      did_you_mean(param, known, f"the params of {worker!r}"))
     if error["type"] == "missing":
         field = model.model_fields.get(param)
         about = f" ({field.description})" if field is not None and field.description else ""
         return Issue(loc, f"param {param!r} is required by worker {worker!r}{about}",
                      f"add it under params, e.g. params: {{{param}: ...}}")
-    return Issue(loc, f"param {param!r}: {error['msg']} (got {error['input']!r})")
+    return Issue(loc, f"param {param!r}: {error['msg']} (got {shown(error['input'])})")
 
 
 def _needs_issues(name: str, step: dict, steps: dict) -> list[Issue]:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, get_args
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from mlbatch.spec.checks import SpecValueError, did_you_mean
+from mlbatch.spec.checks import SpecValueError, did_you_mean, shown
 from mlbatch.spec.units import parse_duration, parse_memory
 
 Backend = Literal["local", "docker", "batch", "ecs"]
@@ -20,8 +20,18 @@ MIN_BATCH_TIMEOUT_S = 60  # AWS Batch rejects a shorter attemptDurationSeconds
 BACKEND_ENV = "MLBATCH_BACKEND"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 MAX_SHARDS = 10_000  # the largest AWS Batch array job
-DAG_ID_PATTERN = r"[A-Za-z0-9_.-]+"
-DAG_ID_CHARS = "use only letters, digits, '_', '.' and '-'"
+# Names become path parts ({root}/{dag_id}/{step}/...), Airflow ids, container and AWS Batch job
+# names: they start with a letter or digit (never "." or ".."; no hidden or parent folder) and are
+# short enough that "{dag_id}__{step}__{key:16}" fits AWS Batch's 128-character job name
+# (64 + 2 + 40 + 2 + 16 = 124) and any file named after them stays far below 255 bytes.
+MAX_DAG_ID = 64
+MAX_STEP_NAME = 40
+DAG_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}" % (MAX_DAG_ID - 1)
+DAG_ID_CHARS = (f"start with a letter or digit, then use only letters, digits, '_', '.' and '-', "
+                f"at most {MAX_DAG_ID} characters")
+STEP_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (MAX_STEP_NAME - 1)
+STEP_NAME_CHARS = (f"start with a letter or digit, then use only letters, digits, '_' and '-', "
+                   f"at most {MAX_STEP_NAME} characters")
 
 
 def _name_check(what: str, pattern: str, fix: str):
@@ -29,7 +39,7 @@ def _name_check(what: str, pattern: str, fix: str):
 
     def check(value: str) -> str:
         if not regex.fullmatch(value):
-            raise SpecValueError(f"{what} {value!r} is not valid", fix)
+            raise SpecValueError(f"{what} {shown(value)} is not valid", fix)
         return value
     return check
 
@@ -39,11 +49,11 @@ def _schedule_check(value: str | None) -> str | None:
         return None
     if value.startswith("@"):
         if value not in SCHEDULE_PRESETS:
-            raise SpecValueError(f"unknown schedule preset {value!r}", did_you_mean(value, SCHEDULE_PRESETS))
+            raise SpecValueError(f"unknown schedule preset {shown(value)}", did_you_mean(value, SCHEDULE_PRESETS))
         return value
     if len(value.split()) != 5 or not croniter.is_valid(value):
         raise SpecValueError(
-            f"invalid cron expression {value!r}",
+            f"invalid cron expression {shown(value)}",
             "use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 3 * * *'), "
             f"a preset ({', '.join(SCHEDULE_PRESETS)}) or null for manual runs",
         )
@@ -61,9 +71,9 @@ Schedule = Annotated[str | None, AfterValidator(_schedule_check)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 MemoryMiB = Annotated[int, BeforeValidator(parse_memory)]
 Retries = Annotated[int, Field(ge=0, le=10)]
-StepName = Annotated[str, AfterValidator(
-    _name_check("step name", r"[A-Za-z0-9_-]+", "use only letters, digits, '_' and '-'"))]
+StepName = Annotated[str, AfterValidator(_name_check("step name", STEP_NAME_PATTERN, STEP_NAME_CHARS))]
 DagId = Annotated[str, AfterValidator(_name_check("dag_id", DAG_ID_PATTERN, DAG_ID_CHARS))]
 ShardCount = Annotated[int, AfterValidator(_shard_count_check)]
 ShardsOf = Annotated[str, AfterValidator(_name_check(
-    "shards.of", r"[A-Za-z0-9_-]+\.[A-Za-z0-9_]+", "write it as '<step>.<count>', e.g. features.rows"))]
+    "shards.of", r"[A-Za-z0-9_-]{1,%d}\.[A-Za-z0-9_]{1,64}" % MAX_STEP_NAME,
+    "write it as '<step>.<count>', e.g. features.rows"))]

@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
+from mlbatch.spec.bounded_yaml import load_bounded
 from mlbatch.spec.fields import DAG_ID_PATTERN
 from mlbatch.spec.folder_index import Claim, FolderIndex, Stamp
 
 SPEC_SUFFIXES = (".yaml", ".yml")
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def spec_files(directory: Path) -> list[Path]:
@@ -160,7 +160,7 @@ def _parse(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=SafeLoader)
+        data, _ = load_bounded(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError):
         return None
     return data if isinstance(data, dict) else None

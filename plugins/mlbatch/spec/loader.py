@@ -12,9 +12,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from mlbatch.spec.folder import SafeLoader, SpecFolder, dag_id_owner, effective_dag_id
+from mlbatch.spec.bounded_yaml import AliasBombError, load_bounded
+from mlbatch.spec.folder import SpecFolder, dag_id_owner, effective_dag_id
 from mlbatch.spec.models import DAG_ID_CHARS, DAG_ID_PATTERN, BatchSpec, availability_problems
-from mlbatch.spec.problems import Problem, SpecError, compose, line_of, problem_at, problems_from_validation_error
+from mlbatch.spec.problems import Problem, SpecError, line_of, problem_at, problems_from_validation_error
 
 
 @dataclass
@@ -59,14 +60,13 @@ def _check(path: Path, folder: SpecFolder) -> SpecCheck:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return SpecCheck(path, None, [Problem(file, None, None, f"cannot read the spec: {reason}")])
     try:
-        data = yaml.load(text, Loader=SafeLoader)
+        data, root = load_bounded(text)
     except yaml.YAMLError as exc:
         return SpecCheck(path, None, [_syntax_problem(file, exc)])
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         return SpecCheck(path, None, [Problem(file, None, None, f"a spec must be a mapping of fields, got {got}",
                                               "start from the example: dag_id, schedule, defaults, steps")])
-    root = compose(text)
     problems = _duplicate_key_problems(file, root)
     duplicate = duplicate_dag_id_problem(path, effective_dag_id(data, path), root, folder)
     problems += [duplicate] if duplicate else []
@@ -96,6 +96,9 @@ def _syntax_problem(file: str, exc: yaml.YAMLError) -> Problem:
     if mark is None:
         return Problem(file, None, None, f"invalid YAML: {what}", "check the YAML syntax")
     line, column = mark.line + 1, mark.column + 1
+    if isinstance(exc, AliasBombError):
+        return Problem(file, None, None, f"{what}, from the anchor at line {line}",
+                       "write the values out, or nest fewer aliases (&anchor / *alias)", line=line)
     return Problem(file, None, None, f"invalid YAML: {what} (line {line}, column {column})",
                    f"check indentation, colons and quotes around line {line}", line=line)
 

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from mlbatch.spec.checks import Issue
 
 Severity = Literal["error", "warning"]
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -56,14 +55,6 @@ class SpecError(Exception):
     def __str__(self) -> str:
         header = f"Batch spec {self.file} has {len(self.problems)} problem(s):"
         return "\n".join([header, *(f"  {problem}" for problem in self.problems)])
-
-
-def compose(text: str) -> yaml.Node | None:
-    """The YAML node tree (it keeps line numbers); None if the text is not valid YAML."""
-    try:
-        return yaml.compose(text, Loader=_SafeLoader)
-    except yaml.YAMLError:
-        return None
 
 
 def line_of(root: yaml.Node | None, loc: Iterable[str | int]) -> int | None:

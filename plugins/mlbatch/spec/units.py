@@ -5,6 +5,8 @@ import math
 import re
 from datetime import timedelta
 
+from mlbatch.spec.checks import shown
+
 MEMORY_FORMS = (
     "an integer number of MiB (2048), or a number with a unit: "
     "Ki, Mi, Gi, Ti (powers of 1024, e.g. 512Mi, 2Gi) or K, M, G, T (powers of 1000, e.g. 1500M, 2G)"
@@ -32,7 +34,7 @@ _DURATION_RE = re.compile(
 def parse_memory(value: object) -> int:
     """A memory size in MiB (> 0); an int is already MiB."""
     if isinstance(value, bool):  # YAML `yes` is a bool, and bool is an int subclass
-        raise ValueError(f"memory must be {MEMORY_FORMS}; got {value!r}")
+        raise ValueError(f"memory must be {MEMORY_FORMS}; got {shown(value)}")
     if isinstance(value, int):
         mib = value
     elif isinstance(value, str) and (match := _MEMORY_RE.match(value)):
@@ -42,9 +44,9 @@ def parse_memory(value: object) -> int:
         else:
             mib = math.ceil(float(number) * _MEMORY_UNITS[unit.lower()] / _MIB)
     else:
-        raise ValueError(f"memory must be {MEMORY_FORMS}; got {value!r}")
+        raise ValueError(f"memory must be {MEMORY_FORMS}; got {shown(value)}")
     if mib <= 0:
-        raise ValueError(f"memory must be more than 0; got {value!r}")
+        raise ValueError(f"memory must be more than 0; got {shown(value)}")
     return mib
 
 
@@ -53,7 +55,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, bool):
-        raise ValueError(f"duration must be {DURATION_FORMS}; got {value!r}")
+        raise ValueError(f"duration must be {DURATION_FORMS}; got {shown(value)}")
     elif isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str) and value.strip().isdigit():
@@ -65,10 +67,10 @@ def parse_duration(value: object) -> timedelta:
             if number is not None
         )
     else:
-        raise ValueError(f"duration must be {DURATION_FORMS}; got {value!r}")
+        raise ValueError(f"duration must be {DURATION_FORMS}; got {shown(value)}")
     if not seconds > 0:  # also rejects NaN
-        raise ValueError(f"duration must be more than 0; got {value!r}")
+        raise ValueError(f"duration must be more than 0; got {shown(value)}")
     try:
         return timedelta(seconds=seconds)
     except OverflowError:
-        raise ValueError(f"duration is too long: {value!r}") from None
+        raise ValueError(f"duration is too long: {shown(value)}") from None

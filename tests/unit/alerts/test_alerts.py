@@ -22,7 +22,7 @@ ALERT = StepAlert(dag_id="churn", step="train", run_id="manual__1", try_number=3
 def test_failure_text_says_what_why_and_what_next():
     text = failure_text(ALERT)
     assert "churn.train failed" in text and "try 3 of 3" in text
-    assert "`oom` - peak 3.1 GiB > budget 2.0 GiB" in text
+    assert "`oom` - peak 3.1 GiB &gt; budget 2.0 GiB" in text  # Slack shows &gt; as >
     assert "manual__1" in text
     assert NEXT_STEP["oom"] in text
     assert "MemoryError" in text

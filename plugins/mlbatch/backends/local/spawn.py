@@ -22,6 +22,7 @@ from workers import wire
 
 from mlbatch.backends.failures import FailureClass, format_mib, shard_prefix
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
+from mlbatch.backends.local import privacy
 from mlbatch.backends.local.groups import ProcessGroups
 from mlbatch.backends.slots import SlotLease
 from mlbatch.backends.threads import thread_env
@@ -113,6 +114,7 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
     prefix = shard_prefix(index, request.shard_count)
     argv = worker_argv(request)
     started = time.monotonic()
+    privacy.hide_from_children()
     try:
         process = subprocess.Popen(
             argv,
@@ -121,7 +123,7 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # own process group: one killpg stops the whole tree
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=privacy.without_ptrace(_die_with_parent(os.getpid())),
             close_fds=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
