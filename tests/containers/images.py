@@ -43,6 +43,12 @@ WHEELS = Path(os.environ.get("MLBATCH_WHEELS", "/opt/wheels"))
 EXTRA_CAS = Path(os.environ.get("MLBATCH_EXTRA_CA_DIR", "/usr/local/share/ca-certificates"))
 BASE_REPOSITORY = "mlbatch-base"
 WORKER_REPOSITORY = "mlbatch-worker"
+# the tag specs use by default (`image: mlbatch-worker:cpu`): `make images` moves it onto the newest build
+DEFAULT_WORKER = f"{WORKER_REPOSITORY}:cpu"
+# content tags of the worker image `make images` keeps; older ones are removed
+KEEP = int(os.environ.get("MLBATCH_KEEP_IMAGES", "3"))
+# what `make images` made, for `mlbatch compose up` (mlbatch.cli.compose_env reads it)
+IMAGES_ENV = PROJECT / ".mlbatch" / "images.env"
 ENABLE_HINT = "start a Docker engine as root: dockerd --bridge=none --iptables=false &"
 LOCK = Path(tempfile.gettempdir()) / "mlbatch-images.lock"
 
@@ -226,6 +232,20 @@ def ensure_images(client: Any, log: Callable[[str], None] = lambda line: None) -
     return base, ensure_worker(client, base, log)
 
 
+def publish(client: Any, base: str, worker: str, log: Callable[[str], None] = lambda line: None,
+            keep: int = KEEP, images_env: Path = IMAGES_ENV) -> list[str]:
+    """After a build: `mlbatch-worker:cpu` names the newest worker, content tags beyond the `keep`
+    newest go, and `images_env` records the tags (and the wheels) for `mlbatch compose up`.
+    Returns the tags removed."""
+    from mlbatch.cli.compose_images import name_it, prune
+
+    name_it(client, worker, DEFAULT_WORKER)
+    removed = prune(client, WORKER_REPOSITORY, keep, log, prefix="cpu-")
+    images_env.parent.mkdir(exist_ok=True)
+    images_env.write_text(f"MLBATCH_BASE_IMAGE={base}\nMLBATCH_WORKER_IMAGE={worker}\nMLBATCH_WHEELS={WHEELS}\n")
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m tests.containers.images`: build the base and the CPU worker image (`make images`)."""
     parser = argparse.ArgumentParser(prog="python -m tests.containers.images", description=main.__doc__)
@@ -241,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImageBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"base:   {base}\nworker: {worker}")
+    for tag in publish(client, base, worker, log):
+        print(f"removed {tag}", file=sys.stderr)
+    print(f"base:   {base}\nworker: {worker} (also {DEFAULT_WORKER})")
     return 0
 
 
