@@ -87,7 +87,11 @@ def write_once(root: Path, environ: Mapping[str, str] | None = None) -> bool:
     example = (root / EXAMPLE).read_text()
     names = {match[1] for line in example.splitlines() if (match := LINE.match(line))}
     values = {**machine_values(root, images_made(root)), **secrets_values()}
-    values.update({name: environ[name] for name in names if name in environ})
+    # what `mlbatch` itself set for the project (its artifact folder) is no choice of the user's
+    from mlbatch.cli.project import project_settings
+
+    own = project_settings(root)
+    values.update({name: environ[name] for name in names if name in environ and environ[name] != own.get(name)})
     Path(values["MLBATCH_ARTIFACTS_DIR"]).mkdir(parents=True, exist_ok=True)
     # O_EXCL and the mode at creation: the secrets are never readable by others, not even for a moment
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -113,3 +113,10 @@ def test_the_airflow_build_context_is_the_listed_files_only():
         names = set(tar.getnames())
     assert names == {"wheels", "deploy/compose/Dockerfile.airflow", "requirements-airflow.txt",
                      "requirements-worker.txt"}
+
+
+def test_what_mlbatch_sets_for_the_project_is_not_taken_for_a_choice(clone):
+    from mlbatch.cli.project import project_settings
+
+    compose_env.write_once(clone, environ=project_settings(clone))
+    assert compose_env.read(clone / ".env")["MLBATCH_ARTIFACTS"] == ""  # empty: MLBATCH_ARTIFACTS_DIR
