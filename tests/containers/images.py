@@ -17,8 +17,6 @@ value instead of text to parse. debootstrap has no Python API, so it runs as a c
 from __future__ import annotations
 
 import argparse
-import fcntl
-import hashlib
 import io
 import json
 import os
@@ -27,9 +25,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+# one content hash, one build lock and one existence check for every image the project builds
+from mlbatch.cli.compose_images import digest as _digest
+from mlbatch.cli.compose_images import exclusive as _exclusive
+from mlbatch.cli.compose_images import image_exists
 
 PROJECT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "Dockerfile.worker"
@@ -50,7 +52,6 @@ KEEP = int(os.environ.get("MLBATCH_KEEP_IMAGES", "3"))
 # what `make images` made, for `mlbatch compose up` (mlbatch.cli.compose_env reads it)
 IMAGES_ENV = PROJECT / ".mlbatch" / "images.env"
 ENABLE_HINT = "start a Docker engine as root: dockerd --bridge=none --iptables=false &"
-LOCK = Path(tempfile.gettempdir()) / "mlbatch-images.lock"
 
 
 class ImageBuildError(RuntimeError):
@@ -68,14 +69,6 @@ def connect() -> Any | None:
     except Exception:  # noqa: BLE001 - any failure to reach the engine means "no engine"
         return None
     return client
-
-
-def _digest(*parts: bytes) -> str:
-    sha = hashlib.sha256()
-    for part in parts:
-        sha.update(len(part).to_bytes(8, "big"))
-        sha.update(part)
-    return sha.hexdigest()[:12]
 
 
 def extra_cas() -> list[Path]:
@@ -123,27 +116,6 @@ def worker_tag(base: str) -> str:
         content = f"{path.stat().st_size}".encode() if name.startswith("wheels/") else path.read_bytes()
         parts += [name.encode(), content]
     return f"{WORKER_REPOSITORY}:cpu-{_digest(*parts)}"
-
-
-def image_exists(client: Any, tag: str) -> bool:
-    import docker
-
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
-@contextmanager
-def _exclusive() -> Iterator[None]:
-    """One build at a time on this machine: test sessions started side by side share the images."""
-    with open(LOCK, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_base(client: Any, log: Callable[[str], None] = lambda line: None) -> str:

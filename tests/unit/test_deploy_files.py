@@ -219,7 +219,8 @@ def test_local_mode_starts_each_step_as_a_container_through_the_host_socket(stac
         binds = {volume["source"]: volume["target"] for volume in service["volumes"] if volume["type"] == "bind"}
         # the host's engine mounts the folder by the path the scheduler names: the same on both sides
         assert binds["/srv/mlbatch/artifacts"] == "/srv/mlbatch/artifacts"
-        assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/config", "/opt/airflow/logs"} <= set(binds.values())
+        folders = {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/config", "/opt/airflow/logs"}
+        assert folders <= set(binds.values()), name
         if "/var/run/docker.sock" in binds:
             holders.add(name)
             assert binds["/var/run/docker.sock"] == "/var/run/docker.sock"

@@ -57,7 +57,9 @@ def run_compose(root: Path, args: Sequence[str], **kwargs) -> subprocess.Complet
 def ensure_images(client, root: Path, values: dict[str, str], log: Callable[[str], None]) -> None:
     """Build what the stack needs and is missing; give each the name .env uses; prune old builds."""
     made = compose_env.images_made(root)
-    wheels = compose_images.local_wheels([root / "wheels", *[Path(p) for p in made.get("MLBATCH_WHEELS", "").split(":") if p]])
+    # torch's CPU wheel where no index serves it: wheels/ of the clone, or the folder `make images` used
+    folders = [root / "wheels", *(Path(folder) for folder in made.get("MLBATCH_WHEELS", "").split(":") if folder)]
+    wheels = compose_images.local_wheels(folders)
     airflow_base, sources = values.get("AIRFLOW_IMAGE") or "", {}
     if made.get("MLBATCH_BASE_IMAGE") and values.get("POSTGRES_IMAGE") == compose_env.OFFLINE_POSTGRES:
         stand_ins = compose_images.stand_in_builds(root, made["MLBATCH_BASE_IMAGE"])
