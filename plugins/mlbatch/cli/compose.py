@@ -129,9 +129,12 @@ def up(root: Path, out: Callable[[str], None] = print, build_log: Callable[[str]
 
 def main(args: Sequence[str], root: Path) -> int:
     """`mlbatch compose up`, or any other compose command on the project (ps, logs, down -v)."""
-    if list(args[:1]) == ["up"] and len(args) == 1:
-        return up(root, build_log=lambda line: print(line, file=sys.stderr, flush=True))
+    if not (root / COMPOSE_FILE).is_file():
+        print(f"mlbatch compose: no {COMPOSE_FILE} in {root}: run it in a clone of the project", file=sys.stderr)
+        return 1
     try:
+        if list(args) == ["up"]:
+            return up(root, build_log=lambda line: print(line, file=sys.stderr, flush=True))
         return run_compose(root, args).returncode
     except FileNotFoundError as error:
         print(f"mlbatch compose: {error}", file=sys.stderr)

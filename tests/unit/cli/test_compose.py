@@ -120,3 +120,8 @@ def test_what_mlbatch_sets_for_the_project_is_not_taken_for_a_choice(clone):
 
     compose_env.write_once(clone, environ=project_settings(clone))
     assert compose_env.read(clone / ".env")["MLBATCH_ARTIFACTS"] == ""  # empty: MLBATCH_ARTIFACTS_DIR
+
+
+def test_outside_a_clone_it_says_where_to_run_it(tmp_path, capsys):
+    assert compose.main(["up"], tmp_path) == 1
+    assert f"no docker-compose.yaml in {tmp_path}" in capsys.readouterr().err
