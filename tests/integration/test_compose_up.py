@@ -126,7 +126,8 @@ def test_the_documented_build_contexts_stay_small():
     operator puts there on purpose)."""
     from docker.utils.build import exclude_paths
 
-    patterns = [line for line in (PROJECT / ".dockerignore").read_text().splitlines()
+    ignore = PROJECT / ".dockerignore"
+    patterns = [line for line in (ignore.read_text().splitlines() if ignore.exists() else [])
                 if line.strip() and not line.startswith("#")]
     sent = [PROJECT / name for name in exclude_paths(str(PROJECT), patterns)]
     size = sum(path.stat().st_size for path in sent if path.is_file() and not path.is_symlink()
