@@ -10,6 +10,7 @@ import ipaddress
 import stat
 import threading
 import urllib.error
+import uuid
 
 import psutil
 import pytest
@@ -45,7 +46,7 @@ def small_batch(image: str) -> dict:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_client, base_image, worker_image):
-    stack = prepare(tmp_path_factory.mktemp("mlbatch-clone"))
+    stack = prepare(tmp_path_factory.mktemp(f"mlbatch-clone-{uuid.uuid4().hex[:8]}"))  # the project's name
     # `make images`: the fixtures built the images; its last part names them and records them
     # (keeping every worker build: this machine's other checkouts may use theirs)
     images.publish(docker_client, base_image, worker_image, keep=1000,
