@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12
 # The project-local Airflow (airflow_home/, SQLite, these dags/ and plugins/, no examples) is
 # what the `mlbatch` command sets up by itself, from any folder of the project.
 
-.PHONY: install demo demo-articles test up bench lint clean images
+.PHONY: install demo demo-articles test up bench lint clean images compose
 
 # One resolve of all three extras (s3fs pins botocore: separate installs would fight).
 install: $(STAMP)
@@ -32,9 +32,16 @@ test: install
 	$(BIN)/python -m pytest
 
 # The debootstrap base and the CPU worker image from Dockerfile.worker, offline (docs/containers.md);
-# tagged by what went into them, so a second run builds nothing
+# tagged by what went into them, so a second run builds nothing. Also tags the newest worker
+# mlbatch-worker:cpu (the specs' default image), keeps the last 3 content tags (MLBATCH_KEEP_IMAGES)
+# and records the tags in .mlbatch/images.env for `mlbatch compose up`
 images: install
 	$(BIN)/python -m tests.containers.images
+
+# The team's stack (docker-compose.yaml, docs/compose.md): .env written once, the images built
+# once, the stack started and healthy; it prints the UI's address and where the admin password is
+compose: images
+	$(BIN)/mlbatch compose up
 
 # `make up DB=postgres`: the metadata DB on a PostgreSQL cluster of its own (SQLite by default)
 up: install

@@ -17,8 +17,6 @@ value instead of text to parse. debootstrap has no Python API, so it runs as a c
 from __future__ import annotations
 
 import argparse
-import fcntl
-import hashlib
 import io
 import json
 import os
@@ -27,9 +25,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+# one content hash, one build lock and one existence check for every image the project builds
+from mlbatch.cli.compose_images import digest as _digest
+from mlbatch.cli.compose_images import exclusive as _exclusive
+from mlbatch.cli.compose_images import image_exists
 
 PROJECT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "Dockerfile.worker"
@@ -43,8 +45,13 @@ WHEELS = Path(os.environ.get("MLBATCH_WHEELS", "/opt/wheels"))
 EXTRA_CAS = Path(os.environ.get("MLBATCH_EXTRA_CA_DIR", "/usr/local/share/ca-certificates"))
 BASE_REPOSITORY = "mlbatch-base"
 WORKER_REPOSITORY = "mlbatch-worker"
+# the tag specs use by default (`image: mlbatch-worker:cpu`): `make images` moves it onto the newest build
+DEFAULT_WORKER = f"{WORKER_REPOSITORY}:cpu"
+# content tags of the worker image `make images` keeps; older ones are removed
+KEEP = int(os.environ.get("MLBATCH_KEEP_IMAGES", "3"))
+# what `make images` made, for `mlbatch compose up` (mlbatch.cli.compose_env reads it)
+IMAGES_ENV = PROJECT / ".mlbatch" / "images.env"
 ENABLE_HINT = "start a Docker engine as root: dockerd --bridge=none --iptables=false &"
-LOCK = Path(tempfile.gettempdir()) / "mlbatch-images.lock"
 
 
 class ImageBuildError(RuntimeError):
@@ -62,14 +69,6 @@ def connect() -> Any | None:
     except Exception:  # noqa: BLE001 - any failure to reach the engine means "no engine"
         return None
     return client
-
-
-def _digest(*parts: bytes) -> str:
-    sha = hashlib.sha256()
-    for part in parts:
-        sha.update(len(part).to_bytes(8, "big"))
-        sha.update(part)
-    return sha.hexdigest()[:12]
 
 
 def extra_cas() -> list[Path]:
@@ -117,27 +116,6 @@ def worker_tag(base: str) -> str:
         content = f"{path.stat().st_size}".encode() if name.startswith("wheels/") else path.read_bytes()
         parts += [name.encode(), content]
     return f"{WORKER_REPOSITORY}:cpu-{_digest(*parts)}"
-
-
-def image_exists(client: Any, tag: str) -> bool:
-    import docker
-
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
-@contextmanager
-def _exclusive() -> Iterator[None]:
-    """One build at a time on this machine: test sessions started side by side share the images."""
-    with open(LOCK, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_base(client: Any, log: Callable[[str], None] = lambda line: None) -> str:
@@ -226,6 +204,20 @@ def ensure_images(client: Any, log: Callable[[str], None] = lambda line: None) -
     return base, ensure_worker(client, base, log)
 
 
+def publish(client: Any, base: str, worker: str, log: Callable[[str], None] = lambda line: None,
+            keep: int = KEEP, images_env: Path = IMAGES_ENV) -> list[str]:
+    """After a build: `mlbatch-worker:cpu` names the newest worker, content tags beyond the `keep`
+    newest go, and `images_env` records the tags (and the wheels) for `mlbatch compose up`.
+    Returns the tags removed."""
+    from mlbatch.cli.compose_images import name_it, prune
+
+    name_it(client, worker, DEFAULT_WORKER)
+    removed = prune(client, WORKER_REPOSITORY, keep, log, prefix="cpu-")
+    images_env.parent.mkdir(exist_ok=True)
+    images_env.write_text(f"MLBATCH_BASE_IMAGE={base}\nMLBATCH_WORKER_IMAGE={worker}\nMLBATCH_WHEELS={WHEELS}\n")
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m tests.containers.images`: build the base and the CPU worker image (`make images`)."""
     parser = argparse.ArgumentParser(prog="python -m tests.containers.images", description=main.__doc__)
@@ -241,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImageBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"base:   {base}\nworker: {worker}")
+    for tag in publish(client, base, worker, log):
+        print(f"removed {tag}", file=sys.stderr)
+    print(f"base:   {base}\nworker: {worker} (also {DEFAULT_WORKER})")
     return 0
 
 

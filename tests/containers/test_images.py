@@ -1,6 +1,8 @@
-"""The image builder's tags and the fixtures' behaviour without an engine: no Docker needed here."""
+"""The image builder's tags and the fixtures' behaviour without an engine; with one, the names `make images`
+gives its builds and how it prunes old ones."""
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -69,3 +71,32 @@ def test_under_ci_a_missing_engine_fails_instead_of_skipping():
     proc = _pytest_without_an_engine(CI="true")
     assert proc.returncode != 0 and "skipped" not in proc.stdout, proc.stdout[-2000:]
     assert "CI=true: the container tests never skip" in proc.stdout
+
+
+def test_make_images_names_the_specs_default_and_records_the_tags(docker_client, base_image, worker_image, tmp_path):
+    recorded = tmp_path / ".mlbatch" / "images.env"
+    images.publish(docker_client, base_image, worker_image, keep=1000, images_env=recorded)
+    assert docker_client.images.get(images.DEFAULT_WORKER).id == docker_client.images.get(worker_image).id
+    assert f"MLBATCH_WORKER_IMAGE={worker_image}" in recorded.read_text()
+    assert f"MLBATCH_BASE_IMAGE={base_image}" in recorded.read_text()
+
+
+def test_pruning_keeps_the_newest_content_tags_and_the_names_on_them(docker_client, base_image):
+    from mlbatch.cli.compose_images import name_it, prune
+
+    repository = "mlbatch-prune-check"
+    built = []
+    try:
+        for n in range(4):  # four builds, oldest first (a label each: four images)
+            dockerfile = f"FROM {base_image}\nLABEL check.n={n}\n".encode()
+            image, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{repository}:cpu-{n}", rm=True)
+            built.append(image.id)
+        name_it(docker_client, f"{repository}:cpu-3", f"{repository}:cpu")
+        removed = prune(docker_client, repository, keep=2, prefix="cpu-")
+        assert sorted(removed) == [f"{repository}:cpu-0", f"{repository}:cpu-1"]
+        left = {tag for image in docker_client.images.list(name=repository) for tag in image.tags}
+        assert left == {f"{repository}:cpu-2", f"{repository}:cpu-3", f"{repository}:cpu"}
+        assert not docker_client.images.list(filters={"dangling": True, "label": "check.n"})  # removed, not untagged
+    finally:
+        for image in docker_client.images.list(name=repository):
+            docker_client.images.remove(image.id, force=True)

