@@ -1,7 +1,7 @@
 """The mlbatch page in Airflow's UI, in a real browser, after real runs of churn_training.
 
 The stack, the logged-in Chromium page and the first run of churn_training are those of
-test_ui_and_cron (one module-scoped stack): the page then shows that run's steps with the numbers
+test_ui_and_cron (one stack for both, from this folder's conftest): the page then shows that run's steps with the numbers
 its XCom summaries hold, the chart gets one point per run after a second run, the advice names the
 measured peak, the task view links back to the page, and nothing is served without a session.
 """
@@ -16,8 +16,7 @@ from playwright.sync_api import expect
 from mlbatch.ui.advice import StepUse, advice
 from tests.integration.airflow_stack import http, wait_for
 from tests.integration.browser import headless_chromium, chromium_or_skip
-from tests.integration.test_ui_and_cron import (STEPS, _screenshot, cron_unpaused_at, page, stack,  # noqa: F401
-                                                training_run)
+from tests.integration.ui.test_ui_and_cron import STEPS, _screenshot
 
 pytestmark = pytest.mark.slow
 SECOND_RUN = "ui_page_again"
