@@ -12,9 +12,8 @@ import sys
 import time
 import traceback
 
-from workers.errors import BAD_INPUT_EXIT_CODE, BadInput
-
-BAD_INPUT_PREFIX = "mlbatch-bad-input: "
+from workers.errors import BadInput
+from workers.wire import BAD_INPUT_EXIT_CODE, bad_input_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args.request)
     except BadInput as exc:
-        reason = " ".join(str(exc).split())  # the orchestrator reads exactly one line
-        print(f"{BAD_INPUT_PREFIX}{reason}", file=sys.stderr, flush=True)
+        print(bad_input_line(str(exc)), file=sys.stderr, flush=True)  # the orchestrator reads one line
         return BAD_INPUT_EXIT_CODE
     except Exception:
         traceback.print_exc()

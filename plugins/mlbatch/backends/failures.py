@@ -11,8 +11,7 @@ import signal as _signal
 from enum import Enum
 from typing import Sequence
 
-BAD_INPUT_EXIT_CODE = 65  # EX_DATAERR from sysexits.h
-BAD_INPUT_PREFIX = "mlbatch-bad-input:"
+from workers.wire import BAD_INPUT_EXIT_CODE, BAD_INPUT_PREFIX, bad_input_reason
 
 # Share of the memory budget at which an unexplained SIGKILL is taken to be the
 # kernel OOM killer rather than someone outside killing the worker.
@@ -85,9 +84,8 @@ def _last_line(lines: Sequence[str]) -> str:
 
 def _bad_input_reason(stderr_tail: Sequence[str]) -> str:
     for line in reversed(stderr_tail):
-        text = line.strip()
-        if text.startswith(BAD_INPUT_PREFIX):
-            return text[len(BAD_INPUT_PREFIX):].strip() or "bad input (no reason given)"
+        if (reason := bad_input_reason(line)) is not None:
+            return reason or "bad input (no reason given)"
     return f"exit code {BAD_INPUT_EXIT_CODE} (bad input) without a '{BAD_INPUT_PREFIX}' line on stderr"
 
 
