@@ -90,6 +90,6 @@ def unseen_disk_problem(info: BackendInfo, root: str, *, remote_host: str | None
                 "to an s3:// URI the job role can write")
     if remote_host is not None:
         return (f"the artifact root {root} is a path of this machine, but the {info.name} host is {remote_host}: "
-                "its containers would write to that path on their own machine (use an s3:// artifact root, "
-                "or a folder both mount at the same path)")
+                "its containers would write to that path on their own machine: set MLBATCH_ARTIFACTS "
+                "(or [artifacts] root in mlbatch.toml) to an s3:// URI")
     return None
