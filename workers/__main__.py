@@ -13,10 +13,8 @@ import sys
 import time
 import traceback
 
-from workers.errors import BAD_INPUT_EXIT_CODE, TRANSIENT_EXIT_CODE, BadInput, Transient, disk_full
-
-BAD_INPUT_PREFIX = "mlbatch-bad-input: "
-TRANSIENT_PREFIX = "mlbatch-infrastructure: "
+from workers.errors import BadInput, Transient, disk_full
+from workers.wire import BAD_INPUT_EXIT_CODE, TRANSIENT_EXIT_CODE, bad_input_line, transient_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,13 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args.request)
     except BadInput as exc:
-        reason = " ".join(str(exc).split())  # the orchestrator reads exactly one line
-        print(f"{BAD_INPUT_PREFIX}{reason}", file=sys.stderr, flush=True)
+        print(bad_input_line(str(exc)), file=sys.stderr, flush=True)  # the orchestrator reads one line
         return BAD_INPUT_EXIT_CODE
     except Exception as exc:
         traceback.print_exc()
         if (reason := str(exc) if isinstance(exc, Transient) else disk_full(exc)) is not None:
-            print(f"{TRANSIENT_PREFIX}{' '.join(reason.split())}", file=sys.stderr, flush=True)
+            print(transient_line(reason), file=sys.stderr, flush=True)
             return TRANSIENT_EXIT_CODE
         sys.stderr.flush()
         return 1

@@ -1,12 +1,9 @@
-"""Step outputs on any fsspec URI: atomic writes, shard manifests, step commits.
+"""Files on any fsspec URI: the one filesystem helper, atomic writes, reads, "latest" pointers.
 
 Imported by the Airflow side too, so only stdlib and fsspec at module level;
-pandas and joblib are imported inside the functions that need them.
-
-Layout of a step output URI (a directory):
-    {output}/shard-00000/<data files>     written first
-    {output}/shard-00000/manifest.json    written last: the shard's commit
-    {output}/manifest.json                the step's commit, written by commit_step
+pandas and joblib are imported inside the functions that need them. The layout of a
+step output (shard folders, manifests, commits) belongs to workers.step_output; the
+functions here that name it are shorthands for it.
 """
 from __future__ import annotations
 
@@ -16,12 +13,12 @@ import os
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
-from workers.errors import BadInput, MissingShards
+from workers.errors import BadInput
 
 if TYPE_CHECKING:
     import fsspec
 
-MANIFEST = "manifest.json"
+MANIFEST = "manifest.json"  # the same name as workers.step_output.MANIFEST (a test holds them equal)
 
 
 # --- paths -----------------------------------------------------------------
@@ -32,22 +29,28 @@ def join(base: str, *parts: str) -> str:
 
 
 def shard_dir(output: str, shard_index: int) -> str:
-    return join(output, f"shard-{shard_index:05d}")
+    return _step(output).shard_dir(shard_index)
 
 
 def shard_manifest_uri(output: str, shard_index: int) -> str:
-    return join(shard_dir(output, shard_index), MANIFEST)
+    return _step(output).shard_manifest_uri(shard_index)
 
 
 def step_manifest_uri(output: str) -> str:
-    return join(output, MANIFEST)
+    return _step(output).manifest_uri
 
 
-def _fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+def _step(output: str) -> Any:
+    from workers.step_output import StepOutput
+
+    return StepOutput(output)
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec file system of `uri` and the path on it: the one place that resolves a URI."""
     import fsspec  # here: a shard writing to a local path never needs it
 
-    fs, path = fsspec.core.url_to_fs(uri)
-    return fs, path
+    return fsspec.core.url_to_fs(uri)
 
 
 def _plain_path(uri: str) -> str | None:
@@ -57,12 +60,12 @@ def _plain_path(uri: str) -> str | None:
 
 def local_path(uri: str) -> str | None:
     """The local file system path of `uri`, or None when it lives elsewhere (s3://, memory://)."""
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     return path if "file" in fs.protocol else None
 
 
 def exists(uri: str) -> bool:
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     return fs.exists(path)
 
 
@@ -78,7 +81,7 @@ def open_atomic(uri: str) -> Iterator[IO[bytes]]:
     handle would publish a partial object when closed after an error.
     """
     plain = _plain_path(uri)
-    fs, path = (None, plain) if plain else _fs(uri)
+    fs, path = (None, plain) if plain else filesystem(uri)
     if fs is None or "file" in fs.protocol:
         directory, name = os.path.split(path)
         os.makedirs(directory or ".", exist_ok=True)
@@ -138,7 +141,7 @@ def write_joblib(uri: str, obj: Any) -> str:
 # --- reads -------------------------------------------------------------------
 
 def read_bytes(uri: str) -> bytes:
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     return fs.cat_file(path)
 
 
@@ -149,7 +152,7 @@ def read_json(uri: str) -> Any:
 def read_parquet(uri: str) -> Any:
     import pandas as pd
 
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     with fs.open(path, "rb") as fh:
         return pd.read_parquet(fh)
 
@@ -157,58 +160,28 @@ def read_parquet(uri: str) -> Any:
 def read_joblib(uri: str) -> Any:
     import joblib
 
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     with fs.open(path, "rb") as fh:
         return joblib.load(fh)
 
 
 # --- manifests ---------------------------------------------------------------
 
-def _iso(moment: datetime) -> str:
+def iso_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def write_shard_manifest(
-    output: str,
-    *,
-    worker: str,
-    shard_index: int,
-    shard_count: int,
-    try_number: int,
-    params: dict[str, Any],
-    counts: dict[str, Any],
-    metrics: dict[str, Any],
-    outputs: dict[str, str],
-    started_at: datetime,
-    finished_at: datetime | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Commit one shard. Call it LAST, after every data file of the shard is written."""
-    finished_at = finished_at or datetime.now(timezone.utc)
-    manifest = {
-        "worker": worker,
-        "shard_index": shard_index,
-        "shard_count": shard_count,
-        "try_number": try_number,
-        "params": params,
-        "counts": counts,
-        "metrics": metrics,
-        "outputs": outputs,
-        "started_at": _iso(started_at),
-        "finished_at": _iso(finished_at),
-        "duration_s": round((finished_at - started_at).total_seconds(), 3),
-        **(extra or {}),
-    }
-    write_json(shard_manifest_uri(output, shard_index), manifest)
-    return manifest
+def write_shard_manifest(output: str, *, shard_index: int, **fields: Any) -> dict[str, Any]:
+    """Commit one shard (workers.step_output.StepOutput.commit_shard). Call it LAST."""
+    return _step(output).commit_shard(shard_index, **fields)
 
 
 def read_step_manifest(uri: str) -> dict[str, Any]:
     """The committed manifest of the step at `uri`; BadInput if it was never committed."""
-    try:
-        return read_json(step_manifest_uri(uri))
-    except FileNotFoundError:
-        raise BadInput(f"input step at {uri} has no committed manifest") from None
+    manifest = _step(uri).manifest()
+    if manifest is None:
+        raise BadInput(f"input step at {uri} has no committed manifest")
+    return manifest
 
 
 def step_output_uris(manifest: dict[str, Any], key: str) -> list[str]:
@@ -218,72 +191,12 @@ def step_output_uris(manifest: dict[str, Any], key: str) -> list[str]:
 
 def missing_shards(output: str, shard_count: int) -> list[int]:
     """Shard indexes in [0, shard_count) without a manifest (one listing, not n lookups)."""
-    fs, path = _fs(output)
-    fs.invalidate_cache(path)  # s3fs caches listings; a stale one would hide new shards
-    found = {p.rstrip("/") for p in fs.glob(join(path, "shard-*", MANIFEST))}
-    expected = {i: _fs(shard_manifest_uri(output, i))[1] for i in range(shard_count)}
-    return [i for i, p in expected.items() if p.rstrip("/") not in found]
-
-
-def _read_shard_manifests(output: str, shard_count: int) -> list[dict[str, Any]]:
-    fs, _ = _fs(output)
-    paths = [_fs(shard_manifest_uri(output, i))[1] for i in range(shard_count)]
-    # one batched cat: concurrent on object stores, where 10,000 serial GETs would crawl
-    blobs = fs.cat(paths, on_error="return") if paths else {}
-    missing = [i for i, p in enumerate(paths) if isinstance(blobs.get(p), Exception) or p not in blobs]
-    if missing:
-        raise MissingShards(output, missing)
-    manifests = [json.loads(blobs[p]) for p in paths]
-    for i, m in enumerate(manifests):
-        if m.get("shard_index") != i or m.get("shard_count") != shard_count:
-            raise ValueError(
-                f"shard manifest {shard_manifest_uri(output, i)} says shard "
-                f"{m.get('shard_index')}/{m.get('shard_count')}, expected {i}/{shard_count}"
-            )
-    return manifests
-
-
-def _sum_counts(manifests: list[dict[str, Any]]) -> dict[str, int | float]:
-    totals: dict[str, int | float] = {}
-    for m in manifests:
-        for key, value in m.get("counts", {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                totals[key] = totals.get(key, 0) + value
-    return totals
-
-
-def _combined_metrics(shards: list[dict[str, Any]]) -> dict[str, Any]:
-    from workers.registry import WORKERS
-
-    worker = WORKERS.get(shards[0].get("worker", "")) if shards else None
-    return worker.combined_metrics(shards) if worker is not None else {}
+    return _step(output).missing(shard_count)
 
 
 def commit_step(output: str, shard_count: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Aggregate every shard manifest into {output}/manifest.json (the step's commit).
-
-    Raises MissingShards if any shard has not committed. `extra` is merged in at
-    the top level; its "metrics" entry is merged into the step's metrics. A step of several
-    shards gets the metrics its worker combines from them (e.g. out-of-fold over every fold),
-    and the task (binary or regression) every shard names.
-    """
-    shards = _read_shard_manifests(output, shard_count)
-    extra = dict(extra or {})
-    metrics = dict(shards[0].get("metrics", {})) if shard_count == 1 else _combined_metrics(shards)
-    metrics.update(extra.pop("metrics", {}) or {})
-    tasks = {shard.get("task") for shard in shards}
-    manifest = {
-        "step_uri": output,
-        "shard_count": shard_count,
-        "counts": _sum_counts(shards),
-        "metrics": metrics,
-        "committed_at": _iso(datetime.now(timezone.utc)),
-        **({"task": tasks.pop()} if len(tasks) == 1 and None not in tasks else {}),
-        **extra,
-        "shards": shards,
-    }
-    write_json(step_manifest_uri(output), manifest)
-    return manifest
+    """Commit the step at `output` from its shard manifests (workers.step_output.StepOutput.commit)."""
+    return _step(output).commit(shard_count, extra)
 
 
 # -- "latest" pointers: how one batch reads another batch's newest committed step ----------

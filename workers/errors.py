@@ -1,8 +1,7 @@
-"""Errors a worker raises on purpose, and the exit code the orchestrator reads."""
+"""Errors a worker raises on purpose (the exit code a bad input gives is in workers.wire)."""
 from __future__ import annotations
 
-# 65 is EX_DATAERR in sysexits.h: the input is wrong, so retrying cannot help.
-BAD_INPUT_EXIT_CODE = 65
+from workers.wire import BAD_INPUT_EXIT_CODE, TRANSIENT_EXIT_CODE  # noqa: F401  (where the worker's tests have read them)
 
 
 class BadInput(Exception):
@@ -23,8 +22,6 @@ class MissingShards(FileNotFoundError):
         super().__init__(f"step at {output} is missing {len(missing)} shard manifest(s): {shown}")
 
 
-# 75 is EX_TEMPFAIL in sysexits.h: the machine or a service failed, not the step; a retry may pass.
-TRANSIENT_EXIT_CODE = 75
 # Error codes S3 (and botocore) give for a failure on their side or in between, never for a bad request.
 _TRANSIENT_CODES = frozenset({
     "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling",

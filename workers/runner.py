@@ -1,13 +1,13 @@
-"""Run one shard of a step: call the worker function, then commit the shard manifest."""
+"""Run one shard of a step: call the worker function, then commit the shard (workers.step_output)."""
 from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
 from typing import Any
 
-from workers import artifacts
 from workers.registry import get_worker
 from workers.request import ShardResult, StepRequest
+from workers.step_output import StepOutput
 
 
 def run(request: StepRequest) -> dict[str, Any]:
@@ -19,10 +19,9 @@ def run(request: StepRequest) -> dict[str, Any]:
     func = get_worker(request.worker).load()
     started = datetime.now(timezone.utc)
     result = func(request) or ShardResult()
-    return artifacts.write_shard_manifest(
-        request.output,
+    return StepOutput(request.output).commit_shard(
+        request.shard_index,
         worker=request.worker,
-        shard_index=request.shard_index,
         shard_count=request.shard_count,
         try_number=request.try_number,
         params=request.params,

@@ -31,6 +31,35 @@ TRY_NUMBER = "MLBATCH_TRY_NUMBER"  # the Airflow try this worker belongs to
 ARTIFACTS = "MLBATCH_ARTIFACTS"  # the artifact root (any fsspec URI)
 GPU = "MLBATCH_GPU"  # the GPUs the step asked for (a worker says when it finds none)
 
+# -- how a worker says its input is wrong -----------------------------------------------
+# 65 is EX_DATAERR in sysexits.h: the input is wrong, so retrying cannot help. The reason is
+# one stderr line after the prefix; the orchestrator classifies the exit as bad input.
+BAD_INPUT_EXIT_CODE = 65
+BAD_INPUT_PREFIX = "mlbatch-bad-input:"
+
+
+def bad_input_line(reason: str) -> str:
+    """The one stderr line a worker writes before exiting with BAD_INPUT_EXIT_CODE."""
+    return f"{BAD_INPUT_PREFIX} {' '.join(reason.split())}"
+
+
+def bad_input_reason(line: str) -> str | None:
+    """The reason a bad-input line gives ('' when it gives none); None for any other line."""
+    text = line.strip()
+    return text[len(BAD_INPUT_PREFIX):].strip() if text.startswith(BAD_INPUT_PREFIX) else None
+
+
+# -- how a worker says the machine or a service failed ------------------------------------
+# 75 is EX_TEMPFAIL in sysexits.h: a full disk, an S3 or network hiccup; a retry may pass.
+TRANSIENT_EXIT_CODE = 75
+TRANSIENT_PREFIX = "mlbatch-infrastructure:"
+
+
+def transient_line(reason: str) -> str:
+    """The one stderr line a worker writes before exiting with TRANSIENT_EXIT_CODE."""
+    return f"{TRANSIENT_PREFIX} {' '.join(reason.split())}"
+
+
 # The fields of a step request (workers.request.StepRequest holds the same, a test checks).
 REQUEST_FIELDS = ("worker", "params", "inputs", "output", "shard_index", "shard_count", "try_number")
 

@@ -60,7 +60,7 @@ def test_every_spec_has_a_loader():
 # Every parse of every loader imports these again (the dag-processor forks a fresh process per
 # parse, holding only Airflow's own modules): a module joins this list only on purpose.
 PARSE_TIME_MODULES = {
-    "mlbatch", "mlbatch.project", "mlbatch.run", "mlbatch.run.assets", "mlbatch.run.factory",
+    "mlbatch", "mlbatch.backends", "mlbatch.backends.traits", "mlbatch.project", "mlbatch.run", "mlbatch.run.assets", "mlbatch.run.factory",
     "mlbatch.run.operator", "mlbatch.run.paths", "mlbatch.alerts", "mlbatch.alerts.slack",
     "mlbatch.spec", "mlbatch.spec.bounded_yaml", "mlbatch.spec.checks", "mlbatch.spec.fields",
     "mlbatch.spec.folder",

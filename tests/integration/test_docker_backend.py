@@ -16,7 +16,7 @@ import pytest
 
 from mlbatch.backends.docker import DockerBackend
 from mlbatch.backends.docker.config import HostFacts, container_kwargs, identity_filter
-from mlbatch.backends.docker.verdict import GPU_FIX
+from mlbatch.backends.docker.outcome import GPU_FIX
 from mlbatch.backends.failures import FailureClass
 from mlbatch.backends.jobs import JobRequest
 from mlbatch.backends.slots import LocalSlots

@@ -199,7 +199,7 @@ def read_vectors(manifest: dict[str, Any], id_column: str = "article_id") -> tup
 
     tables = []
     for uri in artifacts.step_output_uris(manifest, "embeddings"):
-        fs, path = artifacts._fs(uri)
+        fs, path = artifacts.filesystem(uri)
         with fs.open(path, "rb") as fh:
             tables.append(pq.read_table(fh))
     if not tables:

@@ -5,39 +5,24 @@
 - batch: AWS Batch jobs / array jobs (GPU queues, spot): mlbatch.backends.aws_batch.
 - ecs: Amazon ECS tasks (Fargate, Fargate Spot, EC2 GPU): mlbatch.backends.ecs.
 
-Backend modules are imported when asked for, never at DAG parse time.
+What each one is (runs here or in containers, needs an object store, bills GPUs, its pool, its
+spec checks) is data in mlbatch.backends.traits. Backend modules are imported when asked for,
+never at DAG parse time.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlbatch.backends.traits import (
+    BACKEND_INFO, KNOWN_BACKENDS, BackendInfo, UnknownBackendError, backend_info, load_backend_class,
+)
+
 if TYPE_CHECKING:
     from mlbatch.backends.protocols import Backend
 
-KNOWN_BACKENDS = ("local", "docker", "batch", "ecs")
-
-
-class UnknownBackendError(ValueError):
-    """The name is not a backend."""
+__all__ = ["BACKEND_INFO", "KNOWN_BACKENDS", "BackendInfo", "UnknownBackendError", "backend_info", "get_backend"]
 
 
 def get_backend(name: str, **options: Any) -> Backend:
     """A backend instance by its spec name ('local', 'docker', 'batch', 'ecs'); options go to its constructor."""
-    key = name.strip().lower()
-    if key == "local":
-        from mlbatch.backends.local import LocalBackend
-
-        return LocalBackend(**options)
-    if key == "docker":
-        from mlbatch.backends.docker import DockerBackend
-
-        return DockerBackend(**options)
-    if key == "batch":
-        from mlbatch.backends.aws_batch.backend import AwsBatchBackend
-
-        return AwsBatchBackend(**options)
-    if key == "ecs":
-        from mlbatch.backends.ecs.backend import EcsBackend
-
-        return EcsBackend(**options)
-    raise UnknownBackendError(f"unknown backend {name!r}; expected one of: {', '.join(KNOWN_BACKENDS)}")
+    return load_backend_class(backend_info(name))(**options)

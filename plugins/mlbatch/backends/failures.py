@@ -11,10 +11,9 @@ import signal as _signal
 from enum import Enum
 from typing import Sequence
 
-BAD_INPUT_EXIT_CODE = 65  # EX_DATAERR from sysexits.h
-BAD_INPUT_PREFIX = "mlbatch-bad-input:"
-TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL: the machine or a service failed (disk full, S3 or network hiccup)
-TRANSIENT_PREFIX = "mlbatch-infrastructure:"
+from workers.wire import (BAD_INPUT_EXIT_CODE, BAD_INPUT_PREFIX, TRANSIENT_EXIT_CODE, TRANSIENT_PREFIX,
+                          bad_input_reason)
+
 DISK_FULL_TEXT = ("No space left on device", "[Errno 28]")  # any program's ENOSPC, in its own words
 
 # Share of the memory budget at which an unexplained SIGKILL is taken to be the
@@ -88,9 +87,8 @@ def _last_line(lines: Sequence[str]) -> str:
 
 def _bad_input_reason(stderr_tail: Sequence[str]) -> str:
     for line in reversed(stderr_tail):
-        text = line.strip()
-        if text.startswith(BAD_INPUT_PREFIX):
-            return text[len(BAD_INPUT_PREFIX):].strip() or "bad input (no reason given)"
+        if (reason := bad_input_reason(line)) is not None:
+            return reason or "bad input (no reason given)"
     return f"exit code {BAD_INPUT_EXIT_CODE} (bad input) without a '{BAD_INPUT_PREFIX}' line on stderr"
 
 

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from mlbatch.run.paths import PROJECT_ROOT
+from mlbatch.project import PROJECT_ROOT
 
 KEY_LENGTH = 20  # hex characters: 80 bits, no collision among any realistic number of outputs
 CACHE_ENV = "MLBATCH_CACHE"
@@ -146,10 +146,10 @@ def external_input_keys(worker: str, params: Mapping[str, Any], root: str) -> di
 
 
 def _file_fingerprint(uri: str) -> str:
-    import fsspec
+    from workers.artifacts import filesystem
 
     try:
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = filesystem(uri)
         return "file:" + fs.ukey(path)  # a hash of size and mtime (local) or ETag (object stores)
     except (FileNotFoundError, ValueError):
         return "file:missing"  # the worker reports the missing file as bad input
@@ -197,26 +197,12 @@ def refreshed_by(output: str) -> str | None:
 def uncommit(output: str, run_id: str) -> None:
     """Withdraw the commits under `output` so that every shard is recomputed, for a refresh.
 
-    The step manifest goes first (no reader may see a committed step with shards missing),
-    then the shard manifests, and only then the marker that says this run has refreshed the
-    key: a retry of the same run then resumes instead of starting over, and a crash before
-    the marker leaves the key to be withdrawn again. Data files stay until the workers
-    replace them (each file atomically).
+    The commits go first (StepOutput.uncommit), and only then the marker that says this run
+    has refreshed the key: a retry of the same run then resumes instead of starting over, and
+    a crash before the marker leaves the key to be withdrawn again.
     """
     from workers import artifacts
+    from workers.step_output import StepOutput
 
-    fs, path = fsspec_path(output)
-    step_manifest = fsspec_path(artifacts.step_manifest_uri(output))[1]
-    if fs.exists(step_manifest):
-        fs.rm_file(step_manifest)
-    fs.invalidate_cache(path)
-    shard_manifests = fs.glob(artifacts.join(path, "shard-*", artifacts.MANIFEST))
-    if shard_manifests:
-        fs.rm(shard_manifests)
+    StepOutput(output).uncommit()
     artifacts.write_json(artifacts.join(output, REFRESH_MARKER), {"run_id": run_id})
-
-
-def fsspec_path(uri: str) -> tuple[Any, str]:
-    import fsspec
-
-    return fsspec.core.url_to_fs(uri)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from workers.artifacts import MANIFEST, join
+from workers.artifacts import filesystem
+from workers.step_output import MANIFEST, StepOutput
 
 from mlbatch.cache.locks import Lease, LeaseLock, read_lease
 
@@ -55,12 +56,6 @@ class GcResult:
     freed: int
 
 
-def _fs(uri: str) -> tuple[Any, str]:
-    import fsspec
-
-    return fsspec.core.url_to_fs(uri)
-
-
 def _mtime(info: dict[str, Any]) -> datetime | None:
     value = info.get("mtime", info.get("LastModified"))
     if isinstance(value, datetime):
@@ -80,7 +75,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 def entries(root: str, dag_id: str | None = None) -> list[Entry]:
     """Every key under `root` (or under one DAG), from one recursive listing plus the manifests."""
-    fs, base = _fs(root)
+    fs, base = filesystem(root)
     base = base.rstrip("/")
     start = f"{base}/{dag_id}" if dag_id else base
     fs.invalidate_cache(start)
@@ -230,9 +225,7 @@ def gc(
 
 
 def _delete_key(uri: str) -> None:
-    fs, path = _fs(uri)
-    manifest = join(path, MANIFEST)
-    if fs.exists(manifest):
-        fs.rm_file(manifest)
+    StepOutput(uri).uncommit()  # no reader may see a committed step whose files are going
+    fs, path = filesystem(uri)
     if fs.exists(path):
         fs.rm(path, recursive=True)

@@ -44,11 +44,11 @@ def dag_schedule(schedule: str | AfterSchedule | None) -> Any:
 
 def event_extra(key: str, output: str, manifest: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:
     """What an asset event says about the output it announces (shown in the UI's asset view)."""
-    from workers.artifacts import step_manifest_uri
+    from workers.step_output import StepOutput
 
     return {
         "uri": output,
-        "manifest": step_manifest_uri(output),
+        "manifest": StepOutput(output).manifest_uri,
         "cache_key": key,
         "cache_hit": cache_hit,
         "computed_by": (manifest.get("run") or {}).get("run_id"),

@@ -6,17 +6,18 @@ what only some batches need (alerts, the missing-spec error) is imported where i
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from airflow.sdk import DAG
 
+from mlbatch.backends.traits import LOCAL_POOL, backend_info
 from mlbatch.run.assets import dag_schedule, step_asset
 from mlbatch.run.operator import StepOperator
 from mlbatch.spec.loader import load_spec
+from mlbatch.spec.models import ResolvedStep
 
-LOCAL_POOL = os.environ.get("MLBATCH_LOCAL_POOL", "mlbatch_local")
+__all__ = ["LOCAL_POOL", "build_dag"]
 # Airflow's own timeout is a backstop: the backend enforces the step timeout itself
 # and classifies it, so give it time to kill the workers and report first.
 TIMEOUT_GRACE = timedelta(seconds=60)
@@ -62,8 +63,7 @@ def _alerts(spec):
     return SlackAlerts(spec.alerts.slack, spec.alerts.on)
 
 
-def _task(dag_id: str, step, callbacks: dict, record_run: bool) -> StepOperator:
-    local = step.backend == "local"
+def _task(dag_id: str, step: ResolvedStep, callbacks: dict, record_run: bool) -> StepOperator:
     backoff = {"retry_exponential_backoff": 2.0} if step.retry_backoff else {}  # delay doubles per try
     if step.max_retry_delay is not None:
         backoff["max_retry_delay"] = step.max_retry_delay
@@ -78,9 +78,9 @@ def _task(dag_id: str, step, callbacks: dict, record_run: bool) -> StepOperator:
         **callbacks,
         execution_timeout=step.timeout + TIMEOUT_GRACE,
         outlets=[step_asset(dag_id, step.name)],  # an event when its latest.json moves (mlbatch.run.assets)
-        # Local steps queue in one pool sized to the machine; the exact per-process vcpu
-        # admission happens in the local backend (shard counts are only known at run time).
-        pool=LOCAL_POOL if local else "default_pool",
+        # The exact per-process vcpu admission of a local step happens in the local backend
+        # (shard counts are only known at run time); its pool only keeps the queue short.
+        pool=backend_info(step.backend).pool or "default_pool",
         doc_md=f"Runs worker `{step.run}` ({step.vcpu:g} vcpu, {step.memory_mib} MiB, backend {step.backend})."
                + (f" Published only when `{step.gate.rule}`." if step.gate else ""),
     )

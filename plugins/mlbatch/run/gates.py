@@ -5,19 +5,22 @@ the cache under its key, and reusing it must fail the same way, never slip into 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlbatch.backends.failures import FailureClass
 from mlbatch.run.step_errors import FailureDetails, StepFailedFast
 
+if TYPE_CHECKING:
+    from mlbatch.spec.models import ResolvedStep
+
 NEXT_STEP = ("Find out why the output got worse (its data, params or code). It stays cached under its key, so a "
              "re-run with the same inputs fails the gate again; to accept it anyway, change the gate in the "
              "spec and clear the task.")
 
 
-def enforce_gate(step: Any, batch_id: str, key: str, manifest: dict[str, Any], log: Any) -> None:
+def enforce_gate(step: ResolvedStep, batch_id: str, key: str, manifest: dict[str, Any], log: Any) -> None:
     """Return when the step has no gate or passes it; else fail it as bad_input, or skip it (on_fail: skip)."""
     gate = step.gate
     if gate is None:

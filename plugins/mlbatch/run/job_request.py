@@ -2,23 +2,27 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers import wire
 
 from mlbatch.backends.jobs import JobRequest
+from mlbatch.backends.traits import backend_info
 from mlbatch.project import PROJECT_ROOT
 from mlbatch.run.step_try import StepTry
 
+if TYPE_CHECKING:
+    from mlbatch.spec.models import ResolvedStep
 
-def job_request(step: Any, batch_id: str, step_try: StepTry, *, upstream: dict[str, dict[str, Any]],
+
+def job_request(step: ResolvedStep, batch_id: str, step_try: StepTry, *, upstream: dict[str, dict[str, Any]],
                 artifacts: str, run_id: str, try_number: int, owner: str) -> JobRequest:
-    """`step` is the ResolvedStep; `upstream` maps each needed step to its XCom summary."""
+    """`upstream` maps each needed step to its XCom summary."""
     step_request = wire.step_request(worker=step.run, params=step.params, output=step_try.output,
                                      inputs={name: summary["uri"] for name, summary in upstream.items()},
                                      shard_count=step_try.shard_count)
     env = wire.try_env(try_number=try_number, artifacts=artifacts, gpu=step.gpu)
-    if step.backend == "local":  # a container has its image's code; a local worker imports this checkout's workers/
+    if backend_info(step.backend).on_this_machine:  # a container has its image's code; this checkout's workers/ here
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     return JobRequest(
         name=f"{batch_id}.{step.name}",

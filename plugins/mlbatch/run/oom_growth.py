@@ -6,11 +6,14 @@ of ours between the tries of a task (XCom of a failed try is cleared when it is 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from workers.artifacts import exists, join, read_json, write_json
 
 from mlbatch.run.paths import run_key
+
+if TYPE_CHECKING:
+    from mlbatch.spec.models import ResolvedStep
 
 
 def budget_uri(root: str, dag_id: str, step: str, run_id: str) -> str:
@@ -33,7 +36,7 @@ def save_budget(uri: str, memory_mib: int, after_try: int) -> None:
     write_json(uri, {"memory_mib": memory_mib, "after_try": after_try})
 
 
-def try_budget(step: Any, uri: Callable[[], str], log: Any) -> int:
+def try_budget(step: ResolvedStep, uri: Callable[[], str], log: Any) -> int:
     """The memory budget of this try of `step` (a ResolvedStep): the spec's, or one grown after an OOM.
 
     `uri` gives the budget's place; it is asked only for a step with on_oom.
@@ -47,7 +50,7 @@ def try_budget(step: Any, uri: Callable[[], str], log: Any) -> int:
     return budget
 
 
-def grow_after_oom(step: Any, uri: str, memory_mib: int, try_number: int, log: Any) -> bool:
+def grow_after_oom(step: ResolvedStep, uri: str, memory_mib: int, try_number: int, log: Any) -> bool:
     """With on_oom, record a larger budget for the next try; False when there is none to give."""
     if step.oom_grow is None:
         return False

@@ -96,6 +96,7 @@ class StepOperator(BaseOperator):
     def _compute(self, context: Any, upstream: dict, step_try: StepTry) -> dict[str, Any]:
         """Run the shards of the step that are not committed yet, then commit the step."""
         from mlbatch.backends.protocols import RemoteBackend
+        from mlbatch.backends.traits import backend_info, unseen_disk_problem
         from mlbatch.run import publish
         from mlbatch.run.job_request import job_request
 
@@ -103,6 +104,8 @@ class StepOperator(BaseOperator):
                       self.step.name, step_try.key, step_try.shard_count, step_try.done, step_try.output)
         if not step_try.todo:
             return self._finish(context, step_try, None)
+        if problem := unseen_disk_problem(backend_info(self.step.backend), artifact_root()):
+            raise AirflowFailException(f"step {self.step.name}: {problem}")
         backend = self._make_backend()
         remote = isinstance(backend, RemoteBackend)
         request = job_request(self.step, self.batch_id, step_try, upstream=upstream, artifacts=artifact_root(),
@@ -111,20 +114,21 @@ class StepOperator(BaseOperator):
         if remote:
             result = self._run_remote(backend, request, step_try)
         else:
-            result = self._cancelling(backend, lambda: backend.run(request))
+            result = self._cancelling(backend, lambda: self._configured(lambda: backend.run(request)))
         return self._finish(context, step_try, result)
 
     def _finish(self, context: Any, step_try: StepTry, result: JobResult | None) -> dict[str, Any]:
         """Fail the try with its class, or commit the step from its shard manifests."""
         from mlbatch.run.oom_growth import grow_after_oom
         from mlbatch.run.step_errors import raise_for, unwritten_failure
-        from workers.artifacts import commit_step, missing_shards
+        from workers.step_output import StepOutput
 
         try_number = context["ti"].try_number
         if result is not None and not result.ok:
             raise_for(result, redact=self._redact, grew_memory=lambda: grow_after_oom(
                 self.step, self._budget_uri(), step_try.memory_mib, try_number, self.log))
-        if step_try.todo and (unwritten := missing_shards(step_try.output, step_try.shard_count)):
+        output = StepOutput(step_try.output)
+        if step_try.todo and (unwritten := output.missing(step_try.shard_count)):
             # A backend can say "succeeded" for a container that never wrote its output.
             raise unwritten_failure(unwritten, step_try.output)
         run: dict[str, Any] = {"run_id": context["run_id"], "try_number": try_number, "shards_run": step_try.todo,
@@ -133,8 +137,7 @@ class StepOperator(BaseOperator):
             from mlbatch.run.cost import usage
 
             run.update(usage(result, self.step, self._backend_handle))
-        manifest = commit_step(step_try.output, step_try.shard_count,
-                               extra={"run": run, "cache": step_try.ingredients})
+        manifest = output.commit(step_try.shard_count, extra={"run": run, "cache": step_try.ingredients})
         return self._published(step_try.key, step_try.output, manifest, cache_hit=False)
 
     # -- cache ----------------------------------------------------------------
@@ -168,19 +171,18 @@ class StepOperator(BaseOperator):
                  started: float) -> StepTry:
         from mlbatch.run.oom_growth import try_budget
         from mlbatch.run.step_try import StepTry
-        from workers.artifacts import missing_shards
+        from workers.step_output import StepOutput
 
-        todo = missing_shards(output, shard_count)
+        todo = StepOutput(output).missing(shard_count)
         memory_mib = try_budget(self.step, self._budget_uri, self.log) if todo else self.step.memory_mib
         return StepTry(output=output, shard_count=shard_count, key=key, ingredients=ingredients, todo=todo,
                        started=started, memory_mib=memory_mib)
 
     def _cache_hit(self, key: str, output: str) -> dict[str, Any] | None:
-        from workers.artifacts import read_json, step_manifest_uri
+        from workers.step_output import StepOutput
 
-        try:
-            manifest = read_json(step_manifest_uri(output))  # the step's commit: every shard is there
-        except FileNotFoundError:
+        manifest = StepOutput(output).manifest()  # the step's commit: every shard is there
+        if manifest is None:
             return None
         run = manifest.get("run") or {}
         self.log.info("cache hit %s (computed by run %s at %s)", key, run.get("run_id", "?"),
@@ -215,6 +217,15 @@ class StepOperator(BaseOperator):
             raise AirflowFailException(f"step {self.step.name}: {error}") from None
         return self._backend
 
+    def _configured(self, call: Callable[[], JobResult]) -> JobResult:
+        """A backend's settings error fails the step at once: a retry would meet the same settings."""
+        from mlbatch.settings import SettingsError
+
+        try:
+            return call()
+        except SettingsError as error:
+            raise AirflowFailException(f"step {self.step.name}: {error}") from None
+
     @staticmethod
     def _cancelling(backend: Backend, call: Callable[[], JobResult]) -> JobResult:
         try:
@@ -226,11 +237,8 @@ class StepOperator(BaseOperator):
 
     def _run_remote(self, backend: RemoteBackend, request: JobRequest, step_try: StepTry) -> JobResult:
         """Submit (or reattach), then wait here or in the triggerer; a config error fails at once."""
-        from mlbatch.run.deferral import remote_artifact_problem
         from mlbatch.settings import SettingsError
 
-        if problem := remote_artifact_problem(artifact_root(), self.step.backend):
-            raise AirflowFailException(f"step {self.step.name}: {problem}")
         try:
             handle = self._backend_handle = backend.submit(request)
         except (SettingsError, ValueError) as error:

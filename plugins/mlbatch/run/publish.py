@@ -2,9 +2,12 @@
 the latest.json pointer, and the MLflow record of a model step."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.artifacts import latest_pointer_uri, publish_latest, read_json
+
+if TYPE_CHECKING:
+    from mlbatch.spec.models import ResolvedStep
 
 
 def summary(key: str, output: str, manifest: dict[str, Any], *, cache_hit: bool) -> dict[str, Any]:
@@ -37,14 +40,14 @@ def point_latest(root: str, batch_id: str, step: str, output: str, manifest: dic
     return True
 
 
-def _tracking_on(step: Any) -> bool:
+def _tracking_on(step: ResolvedStep) -> bool:
     from mlbatch.settings import load_settings
     from workers.registry import get_worker
 
     return get_worker(step.run).tracked and load_settings().tracking.mlflow
 
 
-def preload_tracking(step: Any) -> None:
+def preload_tracking(step: ResolvedStep) -> None:
     """For a tracked step about to run its workers: import mlflow meanwhile, not after the last shard."""
     if _tracking_on(step):
         from mlbatch.tracking.steps import preload
@@ -52,7 +55,7 @@ def preload_tracking(step: Any) -> None:
         preload()
 
 
-def tracked(step: Any, batch_id: str, run_id: str, root: str, step_summary: dict[str, Any],
+def tracked(step: ResolvedStep, batch_id: str, run_id: str, root: str, step_summary: dict[str, Any],
             manifest: dict[str, Any], log: Any) -> dict[str, Any]:
     """Log a model step to MLflow (a hit logs nothing and names the run that computed it)."""
     if not _tracking_on(step):

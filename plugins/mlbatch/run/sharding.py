@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from mlbatch.spec.models import ShardsFrom
 
 
 class ShardSizingError(ValueError):
     pass
 
 
-def resolve_shard_count(shards: Any, upstream: Mapping[str, Mapping[str, Any]]) -> int:
-    """`shards` is an int or a ShardsFrom(per, step, count, max); `upstream` maps step -> its summary.
+def resolve_shard_count(shards: int | ShardsFrom, upstream: Mapping[str, Mapping[str, Any]]) -> int:
+    """`shards` is fixed, or sized from an upstream count; `upstream` maps step -> its summary.
 
     ceil(count / per), at least 1 (an empty input still gets one shard that writes an
     empty result, so downstream steps see a committed output), at most `max`.

@@ -3,23 +3,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlbatch.backends.traits import backend_info
 from mlbatch.cache import keys as cache
 from mlbatch.run.paths import artifact_root, run_key
 
 if TYPE_CHECKING:
     from mlbatch.cache.locks import LeaseLock
+    from mlbatch.spec.models import ResolvedStep
 
 
-def step_cache_key(step: Any, upstream: dict[str, dict[str, Any]], shard_count: int,
+def step_cache_key(step: ResolvedStep, upstream: dict[str, dict[str, Any]], shard_count: int,
                    run_id: str) -> tuple[str, dict[str, Any]]:
-    """`step` is the ResolvedStep; `upstream` maps each needed step to its XCom summary."""
+    """`upstream` maps each needed step to its XCom summary."""
     inputs = {name: summary.get("key") or summary["uri"] for name, summary in upstream.items()}
     inputs.update(cache.external_input_keys(step.run, step.params, artifact_root()))
     if step.cache_version is not None:
         version = f"spec:{step.cache_version}"
     else:
-        # the local backend runs this host's workers/, whatever image the spec names
-        version = cache.code_version(None if step.backend == "local" else step.image, step.run)
+        # a backend on this machine runs this host's workers/, whatever image the spec names
+        version = cache.code_version(None if backend_info(step.backend).on_this_machine else step.image, step.run)
     salt = None if step.cache else run_key(run_id)  # cache: false -> never reused by another run
     key = cache.step_key(step.run, step.params, inputs, shard_count, version, salt=salt)
     ingredients: dict[str, Any] = {"key": key, "code_version": version, "inputs": inputs}

@@ -8,18 +8,18 @@ from typing import Annotated, Literal, get_args
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from mlbatch.backends.traits import KNOWN_BACKENDS
 from mlbatch.spec.checks import SpecValueError, did_you_mean, shown
 from mlbatch.spec.units import parse_duration, parse_memory
 
-Backend = Literal["local", "docker", "batch", "ecs"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
+Backend = Literal[KNOWN_BACKENDS]  # the names come from the backend traits (mlbatch.backends.traits)
+BACKENDS: tuple[str, ...] = KNOWN_BACKENDS
 QueueRole = Literal["cpu", "gpu", "cpu-spot", "gpu-spot"]  # a job queue by role, named in the settings
 QUEUE_ROLES: tuple[str, ...] = get_args(QueueRole)
 Capacity = Literal["on-demand", "spot"]  # ECS: Fargate or Fargate Spot (GPU steps run on the EC2 GPU provider)
-MIN_BATCH_TIMEOUT_S = 60  # AWS Batch rejects a shorter attemptDurationSeconds
 BACKEND_ENV = "MLBATCH_BACKEND"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
-MAX_SHARDS = 10_000  # the largest AWS Batch array job
+MAX_SHARDS = 10_000  # the most workers one step fans out to (what a backend allows is its own spec check)
 # Names become path parts ({root}/{dag_id}/{step}/...), Airflow ids, container and AWS Batch job
 # names: they start with a letter or digit (never "." or ".."; no hidden or parent folder) and are
 # short enough that "{dag_id}__{step}__{key:16}" fits AWS Batch's 128-character job name
@@ -63,7 +63,7 @@ def _schedule_check(value: str | None) -> str | None:
 def _shard_count_check(value: int) -> int:
     if not 1 <= value <= MAX_SHARDS:
         raise SpecValueError(f"shards must be between 1 and {MAX_SHARDS}; got {value}",
-                             f"use 1..{MAX_SHARDS} ({MAX_SHARDS} is the largest AWS Batch array job)")
+                             f"use 1..{MAX_SHARDS}, or fewer larger shards")
     return value
 
 

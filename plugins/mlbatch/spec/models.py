@@ -16,7 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mlbatch.spec.checks import Issue, cross_field_issues, did_you_mean
 from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of this module's interface)
-    BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, MIN_BATCH_TIMEOUT_S, Backend,
+    BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, Backend,
     Capacity, DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
 )
 from mlbatch.spec.gates import Gate, gate_issues
@@ -218,9 +218,7 @@ def effective_default_backend(defaults: StepDefaults) -> str:
 
 
 def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend: str) -> ResolvedStep:
-    resources = defaults.resources
-    if step.resources is not None:
-        resources = resources.model_copy(update=step.resources.model_dump(include=step.resources.model_fields_set))
+    resources = step_resources(step, defaults)
     on_oom = _pick(step.on_oom, defaults.on_oom)
     shards = step.shards
     if isinstance(shards, ShardsSpec):
@@ -270,48 +268,33 @@ def availability_problems(spec: BatchSpec) -> list[Issue]:
 
 
 def container_problems(spec: BatchSpec, default_backend: str) -> list[Issue]:
-    """What AWS Batch would reject or misplace: GPU steps on CPU queues, timeouts under 60 s."""
+    """What a step's backend would reject or misplace: GPU steps on CPU queues, then each backend's own checks."""
+    from mlbatch.backends.traits import backend_info
+
     issues = []
     for name, step in spec.steps.items():
-        gpu = (step.resources.gpu if step.resources and "gpu" in step.resources.model_fields_set
-               else spec.defaults.resources.gpu)
+        gpu = step_resources(step, spec.defaults).gpu
         queue = _pick(step.queue, spec.defaults.queue)
         if gpu and queue is not None and not queue.startswith("gpu"):
             where = ("steps", name, "queue") if step.queue else ("defaults", "queue")
             issues.append(Issue(where, f"step '{name}' asks for {gpu} GPU but queue {queue!r} has none",
                                 "use queue: gpu or queue: gpu-spot (or leave queue out: GPU steps pick gpu)"))
-        if (step.backend or default_backend) == "ecs":
-            issues += _ecs_problems(name, step, spec.defaults, gpu)
-        timeout = step.timeout or spec.defaults.timeout
-        if (step.backend or default_backend) == "batch" and timeout.total_seconds() < MIN_BATCH_TIMEOUT_S:
-            where = ("steps", name, "timeout") if step.timeout else ("defaults", "timeout")
-            issues.append(Issue(where, f"step '{name}' runs on AWS Batch, whose shortest timeout is "
-                                f"{MIN_BATCH_TIMEOUT_S}s; got {timeout.total_seconds():g}s", "use timeout: 1m or more"))
+        checks = backend_info(step.backend or default_backend).load_spec_checks()
+        if checks is not None:
+            issues += checks(name, step, spec.defaults)
     return issues
 
 
-def _ecs_problems(name: str, step: StepSpec, defaults: StepDefaults, gpu: int) -> list[Issue]:
-    """Fargate runs only its own task sizes and no GPUs; GPU steps go to the EC2 GPU capacity provider."""
-    from mlbatch.backends.ecs import fargate
+def step_resources(step: StepSpec, defaults: StepDefaults) -> Resources:
+    """The step's resources: the defaults with the fields the step writes itself."""
+    if step.resources is None:
+        return defaults.resources
+    return defaults.resources.model_copy(update=step.resources.model_dump(include=step.resources.model_fields_set))
 
-    capacity = _pick(step.capacity, defaults.capacity)
-    if gpu:
-        if capacity == "spot":
-            where = ("steps", name, "capacity") if step.capacity else ("defaults", "capacity")
-            return [Issue(where, f"step '{name}' asks for {gpu} GPU, but Fargate (Spot) has no GPUs",
-                          "use capacity: on-demand (GPU steps run on the EC2 GPU capacity provider), "
-                          "or backend: batch with queue: gpu-spot")]
-        return []
-    resources = defaults.resources
-    if step.resources is not None:
-        resources = resources.model_copy(update=step.resources.model_dump(include=step.resources.model_fields_set))
-    if fargate.is_valid(resources.vcpu, resources.memory):
-        return []
-    where = ("steps", name, "resources") if step.resources else ("defaults", "resources")
-    size = fargate.nearest(resources.vcpu, resources.memory)
-    return [Issue(where, f"step '{name}' runs on Fargate, which has no task size "
-                  f"{fargate.format_size(resources.vcpu, resources.memory)}",
-                  f"use the nearest Fargate size, resources: {fargate.format_size(*size)}")]
+
+def setting_at(name: str, step: StepSpec, field: str) -> tuple[str, ...]:
+    """Where a setting comes from: the step's own field, or the defaults'."""
+    return ("steps", name, field) if getattr(step, field) is not None else ("defaults", field)
 
 
 # Where each kind of mapping sits in a spec ("*" is any step name): for 'did you mean' on unknown fields.

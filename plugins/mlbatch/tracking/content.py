@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from workers.step_output import shard_folder
+
 PLOT_SUFFIX = ".png"
 
 
@@ -73,7 +75,7 @@ class StepRecord:
         """(output key, uri, artifact folder) of the models and plots: what the run keeps."""
         found = []
         for shard in self.shards:
-            folder = f"shard-{shard['shard_index']:05d}" if len(self.shards) > 1 else ""
+            folder = shard_folder(shard["shard_index"]) if len(self.shards) > 1 else ""
             for key, uri in shard.get("outputs", {}).items():
                 if key == "model":
                     found.append((key, uri, "/".join(filter(None, ["model", folder]))))

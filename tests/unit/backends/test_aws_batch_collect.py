@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from mlbatch.backends.aws_batch.backend import AwsBatchBackend, BatchHandle
 from mlbatch.backends.aws_batch.trigger import BatchStepTrigger
-from mlbatch.run.deferral import remote_artifact_problem
+from mlbatch.backends.traits import backend_info, unseen_disk_problem
 from mlbatch.backends.failures import FailureClass
 from mlbatch.settings import Settings
 
@@ -55,8 +55,8 @@ def test_the_trigger_serializes_to_plain_values_and_back():
 
 
 def test_remote_steps_need_an_object_store_artifact_root():
-    assert remote_artifact_problem("s3://bucket/ml", "batch") is None
-    problem = remote_artifact_problem("/home/me/artifacts", "batch")
+    assert unseen_disk_problem(backend_info("batch"), "s3://bucket/ml") is None
+    problem = unseen_disk_problem(backend_info("batch"), "/home/me/artifacts")
     assert "cannot see this machine's disk" in problem and "s3://" in problem
 
 

@@ -203,3 +203,12 @@ def test_a_remote_docker_host_gets_vcpu_slots_of_its_own_size(monkeypatch: pytes
     remote = host_slots("tcp://gpu-box:2376", cpus=64)
     assert remote.capacity == 64 and remote.directory.parent == tmp_path
     assert remote.directory.name.startswith("docker-") and host_slots("ssh://a", 8).directory != remote.directory
+
+
+def test_the_container_config_does_not_import_the_local_backend():
+    import subprocess
+    import sys
+
+    code = "import sys, mlbatch.backends.docker.config; print('mlbatch.backends.local' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"

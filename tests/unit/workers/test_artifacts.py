@@ -168,3 +168,37 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_step_output_owns_the_layout_and_the_shorthands_follow_it(tmp_path):
+    from workers.step_output import MANIFEST, StepOutput, shard_folder
+
+    output = StepOutput(str(tmp_path / "step"))
+    assert artifacts.MANIFEST == MANIFEST
+    assert shard_folder(3) == "shard-00003"
+    assert artifacts.shard_dir(output.uri, 3) == output.shard_dir(3) == f"{output.uri}/shard-00003"
+    assert artifacts.step_manifest_uri(output.uri) == output.manifest_uri == f"{output.uri}/manifest.json"
+
+
+def test_uncommit_withdraws_the_step_commit_and_every_shard_commit_but_keeps_the_data(tmp_path):
+    from workers.step_output import StepOutput
+
+    output = StepOutput(str(tmp_path / "step"))
+    started = datetime.now(timezone.utc)
+    for index in range(2):
+        artifacts.write_bytes(artifacts.join(output.shard_dir(index), "data.bin"), b"x")
+        output.commit_shard(index, worker="check.noop", shard_count=2, try_number=1, params={}, counts={"rows": 1},
+                            metrics={}, outputs={}, started_at=started)
+    assert output.commit(2)["counts"] == {"rows": 2} and output.manifest() is not None
+    output.uncommit()
+    assert output.manifest() is None and output.missing(2) == [0, 1]
+    assert (tmp_path / "step" / "shard-00001" / "data.bin").read_bytes() == b"x"
+
+
+def test_the_bad_input_line_is_written_and_read_by_the_wire_contract():
+    from workers import wire
+
+    line = wire.bad_input_line("column churn\nis missing")
+    assert line == "mlbatch-bad-input: column churn is missing"
+    assert wire.bad_input_reason(line) == "column churn is missing"
+    assert wire.bad_input_reason("Traceback (most recent call last):") is None

@@ -139,6 +139,7 @@ def test_a_no_op_shard_imports_only_what_it_needs(tmp_path):
     modules = set(json.loads(out.stdout.splitlines()[-1]))
     assert {m for m in modules if m.split(".")[0] == "workers"} == {
         "workers", "workers.artifacts", "workers.catalogue", "workers.checks", "workers.errors",
-        "workers.info", "workers.registry", "workers.request", "workers.runner", "workers.wire"}
+        "workers.info", "workers.registry", "workers.request", "workers.runner", "workers.step_output",
+        "workers.wire"}
     assert not modules & {"pydantic", "fsspec", "importlib.metadata", "workers.params", "workers.check_params",
                           "uuid", "numpy", "pandas"}

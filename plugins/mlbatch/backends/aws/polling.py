@@ -36,6 +36,10 @@ class RemoteHandle(BaseModel):
     start_timeout_s: float | None = None
     submitted_at: float  # epoch seconds
 
+    def placement(self) -> dict[str, str]:
+        """Where the try ran, as far as the service says (for the run summary)."""
+        return {}
+
     @property
     def start_deadline(self) -> float | None:
         """When a try none of whose shards has started counts as starved (no capacity)."""

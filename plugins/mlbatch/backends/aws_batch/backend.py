@@ -34,6 +34,9 @@ class BatchHandle(RemoteHandle):
     indices: list[int]  # array child i runs shard indices[i]
     reattached: bool = False
 
+    def placement(self) -> dict[str, str]:
+        return {"job_id": self.job_id, "queue": self.queue}
+
     @property
     def is_array(self) -> bool:
         return len(self.indices) > 1

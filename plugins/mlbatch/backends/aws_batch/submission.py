@@ -17,11 +17,10 @@ from workers import wire
 from workers.wire import encode_ranges
 
 from mlbatch.backends.aws.conventions import job_tags
+from mlbatch.backends.aws_batch.spec_checks import MAX_ARRAY_SIZE, MIN_BATCH_TIMEOUT_S
+from mlbatch.backends.environment import shard_environment
 from mlbatch.backends.jobs import JobRequest
-from mlbatch.backends.threads import thread_env
 
-MAX_ARRAY_SIZE = 10_000
-MIN_ATTEMPT_DURATION_S = 60  # Batch rejects a shorter attemptDurationSeconds
 MAX_JOB_NAME = 128
 MAX_INLINE_SHARD_MAP = 8 * 1024  # characters; the rest of a SubmitJob call is ~2 KiB
 # Spot reclaim and host loss show as this status reason; Batch retries them itself, so an
@@ -77,7 +76,7 @@ def retry_strategy(spot_retries: int) -> dict[str, Any]:
 def attempt_duration_s(request: JobRequest) -> int | None:
     if request.timeout_s is None:
         return None
-    return max(MIN_ATTEMPT_DURATION_S, math.ceil(request.timeout_s))
+    return max(MIN_BATCH_TIMEOUT_S, math.ceil(request.timeout_s))
 
 
 def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spot_retries: int,
@@ -86,9 +85,7 @@ def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spo
     size = len(request.indices)
     if size > MAX_ARRAY_SIZE:
         raise ValueError(f"{request.name}: {size} shards in one try; an AWS Batch array holds at most {MAX_ARRAY_SIZE}")
-    env = thread_env(request.vcpu)
-    env.update(request.env)
-    env.update(shard_env(request, map_uri))
+    env = shard_environment(request, shard_env(request, map_uri))
     args: dict[str, Any] = {
         "jobName": job_name(request),
         "jobQueue": queue,

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from workers import wire
+
+from mlbatch.backends.environment import shard_environment
 from mlbatch.backends.docker import isolation
 from mlbatch.backends.jobs import JobRequest
-from mlbatch.backends.local import worker_env
+from mlbatch.backends.traits import local_directory
 
 LABEL_PREFIX = "mlbatch."
 IDENTITY_LABEL = "mlbatch.identity"
@@ -39,11 +42,8 @@ class HostFacts:
 
 def local_artifact_dir(root: str) -> Path | None:
     """The host directory of a local artifact root (a path or file://), None for an object store."""
-    if root.startswith("file://"):
-        return Path(root[len("file://"):])
-    if "://" in root:
-        return None
-    return Path(root)
+    directory = local_directory(root)
+    return None if directory is None else Path(directory)
 
 
 def container_env(request: JobRequest, index: int, passed_env: Mapping[str, str] = ()) -> dict[str, str]:
@@ -52,7 +52,7 @@ def container_env(request: JobRequest, index: int, passed_env: Mapping[str, str]
     Unlike a local process a container inherits nothing of the task's environment (its PATH,
     PYTHONPATH or Airflow's secrets mean nothing inside the image); only [docker] pass_env names pass.
     """
-    return worker_env(request, index, base=dict(passed_env))
+    return shard_environment(request, wire.shard_env(request.shard_count, index), passed=passed_env)
 
 
 def container_labels(request: JobRequest, index: int) -> dict[str, str]:

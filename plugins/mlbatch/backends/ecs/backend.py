@@ -30,6 +30,9 @@ class EcsHandle(RemoteHandle):
     capacity_provider: str
     placement_failures: dict[int, str] = {}  # shard -> why RunTask placed no task
 
+    def placement(self) -> dict[str, str]:
+        return {"capacity_provider": self.capacity_provider}
+
     @property
     def deadline(self) -> float | None:
         return self.submitted_at + self.timeout_s if self.timeout_s else None

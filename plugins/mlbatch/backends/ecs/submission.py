@@ -13,7 +13,7 @@ from workers import wire
 
 from mlbatch.backends.aws.conventions import job_tags
 from mlbatch.backends.ecs import fargate
-from mlbatch.backends.threads import thread_env
+from mlbatch.backends.environment import shard_environment
 from mlbatch.backends.jobs import JobRequest
 
 CONTAINER = "worker"  # the one container of every mlbatch task definition
@@ -40,9 +40,7 @@ def task_size(request: JobRequest) -> tuple[str, str]:
 
 def run_task_args(request: JobRequest, shard: int, *, cluster: str, task_definition: str, capacity_provider: str,
                   subnets: list[str], security_groups: list[str], assign_public_ip: bool) -> dict[str, Any]:
-    env = thread_env(request.vcpu)
-    env.update(request.env)
-    env.update(wire.shard_env(request.shard_count, shard))
+    env = shard_environment(request, wire.shard_env(request.shard_count, shard))
     container: dict[str, Any] = {
         "name": CONTAINER,
         "command": list(request.command),

@@ -12,16 +12,17 @@ Caps:
 - memory: the watchdog (watchdog.py) samples the resident memory of each shard's
   process tree and SIGKILLs the group once it is over budget.
 - time: one deadline for the whole try; past it every process group gets SIGTERM,
-  then SIGKILL after a grace period (attempt.py).
+  then SIGKILL after a grace period (mlbatch.backends.shard_loop).
 - parent death: PR_SET_PDEATHSIG makes a worker die with the task process, so a
   task killed with SIGKILL leaves no orphan worker behind (spawn.py).
 
 Not used locally: request.image (argv runs with this host's interpreter and
 packages) and GPU partitioning (a worker sees every GPU of the host).
 
-Modules: backend (LocalBackend: run, cancel), attempt (one try's loop), spawn (one
-shard's process, env and log pumps), watchdog (memory), reaper (exit -> outcome),
-groups (the process groups, signalled and reaped under one lock).
+Modules: backend (LocalBackend: run, cancel), runner (LocalRunner: the ShardRunner the
+shared loop drives), spawn (one shard's process, env and log pumps), watchdog (memory),
+outcome (exit -> classified outcome), groups (the process groups, signalled and reaped
+under one lock).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """LocalBackend: the `Backend` that runs every shard of a try as its own capped local process.
 
-run() blocks until every shard has ended (one LocalTry does the work); cancel() is safe
+run() blocks until every shard has ended (the shared ShardLoop with a LocalRunner); cancel() is safe
 from any thread and from a signal handler, and kills every process group at once.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from workers.wire import encode_ranges
 
 from mlbatch.backends.failures import format_mib
 from mlbatch.backends.jobs import JobRequest, JobResult
-from mlbatch.backends.local.attempt import LocalTry
 from mlbatch.backends.local.groups import ProcessGroups
+from mlbatch.backends.local.runner import LocalRunner
+from mlbatch.backends.shard_loop import ShardLoop
 from mlbatch.backends.single_run import SingleRunBackend
 from mlbatch.backends.slots import LocalSlots
 
@@ -48,12 +49,8 @@ class LocalBackend(SingleRunBackend):
                 f"{request.name}: running shards {encode_ranges(request.indices)} of {request.shard_count} "
                 f"as local processes ({request.vcpu:g} vcpu, {format_mib(request.memory_mib)} each)"
             )
-        attempt = LocalTry(request, slots, self._groups, self._emit, self._cancelled, self._wake, self.term_grace_s)
-        try:
-            attempt.run(self.poll_interval_s)
-        except BaseException:
-            # Interrupted (Airflow's execution_timeout raises in this thread): leave no
-            # worker, zombie or held slot behind, then let the exception through.
-            attempt.abandon()
-            raise
-        return attempt.result()
+        runner = LocalRunner(request, self._groups, self._emit, self._wake)
+        # Interrupted (Airflow's execution_timeout raises in this thread), the loop abandons
+        # every shard: no worker, zombie or held slot is left behind.
+        return ShardLoop(request, runner, slots, self._emit, self._cancelled, self._wake,
+                         self.term_grace_s).run(self.poll_interval_s)

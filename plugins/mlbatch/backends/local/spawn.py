@@ -20,17 +20,13 @@ from typing import IO, Callable
 import psutil
 from workers import wire
 
+from mlbatch.backends.environment import shard_environment
 from mlbatch.backends.failures import FailureClass, format_mib, shard_prefix
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
 from mlbatch.backends.local import privacy
 from mlbatch.backends.local.groups import ProcessGroups
 from mlbatch.backends.slots import SlotLease
-from mlbatch.backends.threads import thread_env
 
-# Inherited variables a worker must not see: Airflow's own configuration and
-# secrets (database URL, connections, variables). Workers know nothing of Airflow,
-# and a worker on AWS Batch or ECS would not have them either.
-_DROPPED_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")
 STDERR_TAIL_LINES = 20
 _MAX_LINE_BYTES = 64 * 1024
 _PR_SET_PDEATHSIG = 1
@@ -68,15 +64,9 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
     return set_death_signal
 
 
-def worker_env(request: JobRequest, index: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment of shard `index`: inherited env, thread caps, request.env, shard identity."""
-    inherited = dict(os.environ if base is None else base)
-    env = {k: v for k, v in inherited.items() if not k.startswith(_DROPPED_ENV_PREFIXES)}
-    env.update(thread_env(request.vcpu))
-    env["PYTHONUNBUFFERED"] = "1"  # stream log lines as they are printed, not at exit
-    env.update(request.env)
-    env.update(wire.shard_env(request.shard_count, index))
-    return env
+def worker_env(request: JobRequest, index: int) -> dict[str, str]:
+    """Environment of shard `index`: this process's environment (less Airflow's), then the shard's own."""
+    return shard_environment(request, wire.shard_env(request.shard_count, index), passed=os.environ)
 
 
 def worker_argv(request: JobRequest) -> list[str]:

@@ -6,7 +6,7 @@ import time
 from typing import Any, Callable
 
 from mlbatch.backends.failures import classify_exit, format_exit, format_mib
-from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
+from mlbatch.backends.jobs import JobRequest, ShardOutcome
 from mlbatch.backends.local.groups import ProcessGroups
 from mlbatch.backends.local.spawn import Shard
 
@@ -15,7 +15,7 @@ _READER_JOIN_S = 5.0
 
 def reap_if_exited(request: JobRequest, shard: Shard, groups: ProcessGroups,
                    emit: Callable[[str], None]) -> ShardOutcome | None:
-    """The shard's outcome once its process has exited (logged, with a failure block); None while it runs."""
+    """The shard's outcome once its process has exited (logged); None while it runs."""
     # Look without reaping first: until it is reaped the leader's pid keeps the
     # group id from being reused, so killing the group cannot hit a stranger.
     try:
@@ -34,8 +34,6 @@ def reap_if_exited(request: JobRequest, shard: Shard, groups: ProcessGroups,
     verdict = "ok" if outcome.failure is None else f"{outcome.failure.value}: {outcome.reason}"
     emit(f"{shard.prefix} finished pid {shard.pid} in {duration:.1f}s, "
          f"exit {format_exit(outcome.exit_code, outcome.signal)}, peak {format_mib(peak)}: {verdict}")
-    if outcome.failure is not None:
-        emit(block(request, outcome))
     return outcome
 
 
@@ -57,8 +55,3 @@ def _outcome(request: JobRequest, shard: Shard, status: int, usage: Any, duratio
     return ShardOutcome(index=shard.index, exit_code=exit_code, signal=signum, peak_rss_mib=round(peak, 1),
                         duration_s=round(duration, 3), failure=failure, reason=reason, stderr_tail=tail), peak
 
-
-def block(request: JobRequest, outcome: ShardOutcome) -> str:
-    """The failure block of a failed shard, for the task log (the same block a JobResult reports)."""
-    return JobResult(name=request.name, shard_count=request.shard_count, memory_mib=request.memory_mib,
-                     outcomes=[outcome]).failure_report()

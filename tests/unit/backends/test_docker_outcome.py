@@ -6,7 +6,7 @@ from docker.errors import APIError, ImageNotFound
 
 from mlbatch.backends.docker.follow import lines_of, working_set_mib
 from mlbatch.backends.docker.reattach import Action, Found, plan_shard
-from mlbatch.backends.docker.verdict import GPU_FIX, classify_state, image_missing, start_failure
+from mlbatch.backends.docker.outcome import GPU_FIX, classify_state, image_missing, start_failure
 from mlbatch.backends.failures import FailureClass
 
 
