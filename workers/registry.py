@@ -15,7 +15,7 @@ from workers import params as p
 
 
 BINARY, REGRESSION = "binary", "regression"
-BOTH_TASKS = {BINARY: ("auc", "logloss"), REGRESSION: ("rmse", "mae")}  # a model worker's metrics by task
+BOTH_TASKS = {BINARY: ("auc", "logloss"), "multiclass": ("auc", "logloss"), REGRESSION: ("rmse", "mae")}  # by task
 
 
 @dataclass(frozen=True)

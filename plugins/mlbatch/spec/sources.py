@@ -22,6 +22,7 @@ def source_issues(spec: BatchSpec, base: Path | None = None) -> tuple[list[Issue
 
     errors: list[Issue] = []
     warnings: list[Issue] = []
+    detected: dict[str, str] = {}
     for name, step in spec.steps.items():
         source = step.params.get("source")
         if step.run not in SOURCE_WORKERS or not isinstance(source, str) or not is_table(source):
@@ -39,7 +40,32 @@ def source_issues(spec: BatchSpec, base: Path | None = None) -> tuple[list[Issue
                                          "label and columns were not checked", None))
             continue
         errors += _column_issues(name, step.params, source, columns)
-    return errors, warnings
+        label = step.params.get("label")
+        if step.params.get("task") is None and step.params.get("positive") is None and label in columns:
+            detected[name] = _label_task(located, label)
+    return errors + detected_task_issues(spec, detected), warnings
+
+
+def _label_task(source: str, label: str) -> str:
+    from workers.tabular.label_task import detect
+    from workers.tabular.source import label_values
+
+    return detect(label_values(source, label))
+
+
+def detected_task_issues(spec: BatchSpec, detected: dict[str, str]) -> list[Issue]:
+    """Task and gate problems that only the label's values reveal (params.task left out): those the
+    spec shows once each data step's task is the one its label tells, and not without it."""
+    from mlbatch.spec.gates import gate_issues
+    from mlbatch.spec.tasks import task_issues
+
+    if not detected:
+        return []
+    data = spec.model_dump(mode="json", exclude_none=True)
+    before = {(issue.loc, issue.message) for issue in gate_issues(data) + task_issues(data)}
+    for name, task in detected.items():
+        data["steps"][name].setdefault("params", {})["task"] = task
+    return [issue for issue in gate_issues(data) + task_issues(data) if (issue.loc, issue.message) not in before]
 
 
 def _column_issues(step: str, params: dict[str, Any], source: str, columns: list[str]) -> list[Issue]:
