@@ -4,6 +4,7 @@ MLflow and scored with class probabilities; out-of-fold quality within 0.01 of p
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,16 @@ def readme_multiclass_spec() -> str:
     readme = (PROJECT / "README.md").read_text()
     after = readme.split("<!-- multiclass example:", 1)[1]
     return after.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def readme_figures() -> list[float]:
+    """The six figures the README gives under the example: gbdt, scikit-learn, stack (AUC, log loss)."""
+    text = (PROJECT / "README.md").read_text().split("<!-- multiclass example:", 1)[1].split("###", 1)[0]
+    number = r"(\d[\d.]*\d)"
+    found = re.search(rf"train.gbdt macro AUC {number}, log loss {number},\s+against {number} and {number} for plain"
+                      rf".*?the stacked ensemble {number} and {number}", text, re.S)
+    assert found, "the README's multiclass figures"
+    return [float(x) for x in found.groups()]
 
 
 def sklearn_baseline(df: pd.DataFrame) -> dict[str, float]:
@@ -65,6 +76,8 @@ def test_the_readme_multiclass_example_runs_as_written(tmp_path):
     assert abs(gbdt["auc"] - plain["auc"]) <= 0.01 and abs(gbdt["logloss"] - plain["logloss"]) <= 0.01
     assert stack["auc"] >= plain["auc"] - 0.01 and stack["logloss"] <= plain["logloss"] + 0.01
     assert steps["mlp"]["metrics"]["auc"] > 0.95
+    assert readme_figures() == pytest.approx([gbdt["auc"], gbdt["logloss"], plain["auc"], plain["logloss"],
+                                              stack["auc"], stack["logloss"]], abs=0.005)  # the README says these
 
     summary = format_report(report)
     assert f"model quality (ensemble, out of fold over 5 folds): AUC {stack['auc']:.4f}" in summary
