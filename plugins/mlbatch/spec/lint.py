@@ -9,6 +9,7 @@ from mlbatch.cli.project import find_root
 from mlbatch.spec.checks import Issue
 from mlbatch.spec.folder import SafeLoader, SpecFolder, spec_files
 from mlbatch.spec.loader import check_spec
+from mlbatch.spec.memory_floor import memory_floor_warnings
 from mlbatch.spec.models import BatchSpec
 from mlbatch.spec.orphans import orphan_problems
 from mlbatch.spec.problems import Problem, problem_at
@@ -58,7 +59,8 @@ def lint_file(path: Path, cpu_count: int | None = None, folder: SpecFolder | Non
     if check.spec is not None:
         cpus = cpu_count if cpu_count is not None else local_cpu_count()
         try:
-            warnings = local_vcpu_warnings(check.spec, cpus) + oom_growth_warnings(check.spec)
+            warnings = (local_vcpu_warnings(check.spec, cpus) + oom_growth_warnings(check.spec)
+                        + memory_floor_warnings(check.spec))
         except ValueError:  # a bad MLBATCH_BACKEND: the loader reported it as an error already
             return sorted(problems, key=lambda problem: problem.line or 0)
         warnings += alert_connection_warnings(check.spec)

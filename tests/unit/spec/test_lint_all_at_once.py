@@ -44,3 +44,25 @@ def test_long_candidate_lists_are_cut_to_the_closest_few(tmp_path):
     odd = found["steps.odd.run"]
     assert odd.startswith("unknown worker 'zzz.qqq' Fix: use one of the closest workers: ")
     assert odd.count(",") == 4 and "more) (every worker: python -m workers list)" in odd
+
+
+def test_a_budget_below_what_a_worker_needs_to_start_is_a_warning(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("x,y\n1,0\n2,1\n")
+    spec = tmp_path / "small.yaml"
+    spec.write_text(f"""
+defaults: {{resources: {{memory: 300Mi}}}}
+steps:
+  data: {{run: table.load, params: {{source: {table}, label: y}}, resources: {{memory: 150Mi}}}}
+  mlp: {{run: train.mlp, needs: [data], shards: 2}}
+  gbdt: {{run: train.gbdt, needs: [data], shards: 2}}
+  wait: {{run: check.sleep, resources: {{memory: 32Mi}}}}
+""")
+    warnings = {p.field: f"{p.message} Fix: {p.fix}" for p in lint_file(spec, cpu_count=64) if p.severity == "warning"}
+    assert warnings == {
+        "steps.data.resources.memory": "step 'data' gets 150 MiB, below the 210 MiB worker 'table.load' needs just to "
+                                       "start (Python and its libraries): every try would fail as oom Fix: set "
+                                       "resources.memory to at least 210Mi",
+        "defaults.resources.memory": "step 'mlp' gets 300 MiB, below the 390 MiB worker 'train.mlp' needs just to "
+                                     "start (Python and its libraries): every try would fail as oom Fix: set "
+                                     "resources.memory to at least 390Mi"}
