@@ -125,12 +125,14 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--postgres", action="store_true",
                         help="metadata DB on a PostgreSQL cluster of its own under AIRFLOW_HOME (default: SQLite)")
+    parser.add_argument("--mlflow-port", type=int, default=5000,
+                        help="port of MLflow's UI for the project's tracking store (default: 5000)")
 
 
 def run_up(args: argparse.Namespace) -> int:
     from mlbatch.cli.up import main as up
 
-    return up(args.port, postgres=args.postgres)
+    return up(args.port, postgres=args.postgres, mlflow_port=args.mlflow_port)
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
