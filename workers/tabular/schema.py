@@ -150,7 +150,7 @@ def infer(df: Any, *, label: str | None, id: str | None = None, task: str = "bin
             if len(counts) > max_categories:
                 print(f"table.load: column {column!r} has {len(counts)} categories; keeping the {max_categories} "
                       f"most frequent (params.max_categories), the rest count as missing", flush=True)
-            schema.categorical[str(column)] = _sorted_plain(kept)
+            schema.categorical[str(column)] = sorted_plain(kept)
     if not schema.features:
         raise BadInput(f"{where} has no feature column besides the label and the id "
                        f"(columns: {', '.join(map(str, df.columns))})")
@@ -186,7 +186,7 @@ def _kind(series: Any, declared_categorical: bool, declared_numeric: bool, max_i
                    f"convert it or leave it out (params.columns.exclude)")
 
 
-def _sorted_plain(values: list[Any]) -> list[Any]:
+def sorted_plain(values: list[Any]) -> list[Any]:
     """Categories as JSON-plain Python values (no numpy scalars), in a stable sorted order."""
     plain = [v.item() if hasattr(v, "item") else v for v in values]
     try:

@@ -1,6 +1,7 @@
 """table.load: any CSV or Parquet table (any fsspec URI) with its schema, for every downstream step.
 
-Writes the table (feature columns as read, the id, and the label as 0/1 for binary tasks) to
+Writes the table (feature columns as read, the id, and the label as 0/1 for binary tasks, as read
+for multiclass ones, whose classes the schema lists) to
 `features`, its schema (workers.tabular.schema) to `schema` and into the shard manifest.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from workers import artifacts
 from workers.errors import BadInput
 from workers.request import ShardResult, StepRequest
 from workers.tabular import label_task as task_rule
-from workers.tabular.schema import ROW_ID, TableSchema, _sorted_plain, infer
+from workers.tabular.schema import ROW_ID, TableSchema, sorted_plain, infer
 from workers.tabular.source import CSV, PARQUET, missing_source
 
 
@@ -34,7 +35,7 @@ def load(request: StepRequest) -> ShardResult:
     schema = infer(df, label=s.label, id=id_column, task=task, categorical=s.categorical, numeric=s.numeric,
                    max_int_categories=s.max_int_categories, max_categories=s.max_categories, where=where)
     if task == "multiclass" and s.label is not None:
-        schema.classes = _sorted_plain(df[s.label].unique().tolist())
+        schema.classes = sorted_plain(df[s.label].unique().tolist())
         print(f"table.load: multiclass label {s.label!r}, {len(schema.classes)} classes", flush=True)
     if id_column is None:
         df.insert(0, ROW_ID, np.arange(len(df), dtype=np.int64))
