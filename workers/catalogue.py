@@ -9,7 +9,8 @@ from __future__ import annotations
 from workers.info import WorkerInfo
 
 BINARY, REGRESSION = "binary", "regression"
-BOTH_TASKS = {BINARY: ("auc", "logloss"), REGRESSION: ("rmse", "mae")}  # a model worker's metrics by task
+BOTH_TASKS = {BINARY: ("auc", "logloss"), "multiclass": ("auc", "logloss"),  # a model worker's metrics by task
+              REGRESSION: ("rmse", "mae")}
 OOF = "workers.tabular.oof:step_metrics"
 TABULAR, TEXT, CHECKS = "workers.params", "workers.text.params", "workers.check_params"
 

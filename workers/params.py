@@ -33,8 +33,10 @@ class TableParams(_Params):
                         json_schema_extra={"mlbatch_input": "file"})  # its content is in the cache key
     label: str | None = Field(None, description="the target column (none: a table to score)")
     id: str | None = Field(None, description="the id column (none: row_id, the row number, is added)")
-    task: Literal["binary", "regression"] = Field("binary", description="binary: label of 0/1 (or true/false, "
-                                                                        "or see positive); regression: numeric label")
+    task: Literal["binary", "multiclass", "regression"] | None = Field(
+        None, description="binary: label of 0/1 (or true/false, or see positive); multiclass: one class per label "
+                          "value (text or whole numbers); regression: numeric label; left out: told by the label "
+                          "(workers.tabular.label_task)")
     positive: str | int | bool | None = Field(None, description="binary: the label value that counts as 1 "
                                                                 "(for labels like yes/no)")
     columns: ColumnsParams | None = Field(None, description="{include: [...]} or {exclude: [...]} feature columns")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ def test_memory_hog_fails_with_oom_while_sibling_succeeds(tmp_path):
     assert states["sibling"][0] == "success"
     assert "class: oom" in result.output
     assert "budget 300 MiB" in result.output or "budget 0.3 GiB" in result.output
+    assert re.search(r"fix: shard 0/1: set resources.memory: \d+(Mi|(\.\d+)?Gi) in this step, or on_oom: ", result.output)
 
 
 def test_bad_input_fails_once_without_retries(tmp_path):

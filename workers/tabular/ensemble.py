@@ -27,7 +27,7 @@ def average(request: StepRequest) -> ShardResult:
     uri = artifacts.write_joblib(request.shard_path("model.joblib"), model)
     return ShardResult(
         counts={"models": len(models), "oof_rows": len(oof)},
-        metrics={**metrics.scores(model.task, oof["y"], oof["pred"]), "folds": len(models)},
+        metrics={**metrics.scores(model.task, oof["y"], metrics.read_pred(oof)), "folds": len(models)},
         outputs={"model": uri},
         extra={"task": model.task},
     )

@@ -3,7 +3,8 @@
 Input: numerics standardised with the fold's mean and deviation (a missing value becomes the
 mean, plus a 0/1 "was missing" column for each numeric that has gaps); each categorical goes
 through its own embedding (index 0 = missing or unknown). Early stopping on the loss of the
-fold's validation rows: a `valid_fraction` share of its training rows, so that the out-of-fold
+fold's validation rows (binary: logistic, multiclass: cross-entropy over one output per class,
+regression: squared error): a `valid_fraction` share of its training rows, so that the out-of-fold
 rows stay unseen by every choice, the stopping epoch included. The best epoch's weights are kept.
 
 Same seed on CPU, same model: torch.manual_seed, a seeded batch order and torch's deterministic
@@ -73,6 +74,7 @@ def architecture(schema: TableSchema, prep: dict[str, Any], settings: Any) -> di
         "embedding_dims": [min(settings.embedding_dim, (n + 1) // 2) for n in cardinalities],
         "hidden": list(settings.hidden),
         "dropout": settings.dropout,
+        "outputs": len(schema.classes) if schema.task == "multiclass" else 1,
     }
 
 
@@ -90,12 +92,13 @@ def build_net(config: dict[str, Any]) -> Any:
             for units in config["hidden"]:
                 layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(config["dropout"])]
                 width = units
-            layers.append(nn.Linear(width, 1))
+            layers.append(nn.Linear(width, config.get("outputs", 1)))
             self.body = nn.Sequential(*layers)
 
         def forward(self, numeric: Any, categories: Any) -> Any:
             parts = [numeric, *(embed(categories[:, i]) for i, embed in enumerate(self.embeddings))]
-            return self.body(torch.cat(parts, dim=1)).squeeze(1)
+            out = self.body(torch.cat(parts, dim=1))
+            return out.squeeze(1) if out.shape[1] == 1 else out  # (rows,) or (rows, classes)
 
     return TabularNet()
 
@@ -144,7 +147,14 @@ def _outputs(net: Any, numeric: Any, categories: Any) -> Any:
 def _to_prediction(out: np.ndarray, task: str, prep: dict[str, Any]) -> np.ndarray:
     if task == "binary":
         return 1.0 / (1.0 + np.exp(-out))
+    if task == "multiclass":
+        return softmax(out)
     return out * prep["y_std"] + prep["y_mean"]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 # --- training ------------------------------------------------------------------------
@@ -161,7 +171,7 @@ def fit_mlp(fold: Fold) -> Fitted:
     prep = fit_preprocessing(X.iloc[fit_rows], fold.y[fit_rows], schema)
     config = architecture(schema, prep, s)
     numeric, categories = encode(X, schema, prep)
-    target = fold.y.astype("float32")
+    target = fold.y.astype("int64" if schema.task == "multiclass" else "float32")
     if schema.task == "regression":
         target = (target - prep["y_mean"]) / prep["y_std"]
 
@@ -188,7 +198,7 @@ def _fit(net: Any, fit: tuple, valid: tuple, fold: Fold, s: Any, tb: Any) -> tup
     import torch
 
     task = fold.schema.task
-    loss_fn = torch.nn.BCEWithLogitsLoss() if task == "binary" else torch.nn.MSELoss()
+    loss_fn = {"binary": torch.nn.BCEWithLogitsLoss, "multiclass": torch.nn.CrossEntropyLoss}.get(task, torch.nn.MSELoss)()
     optimizer = torch.optim.Adam(net.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
     order = torch.Generator().manual_seed(s.seed)  # the batch order, on CPU whatever the device
     rows = len(fit[0])
@@ -225,10 +235,12 @@ def _epoch_scores(net: Any, data: tuple, loss_fn: Any, task: str, part: str) -> 
     from workers.tabular import metrics
 
     out = _outputs(net, data[0], data[1])
-    target = data[2].float().cpu()
+    target = data[2].cpu() if task == "multiclass" else data[2].float().cpu()
     scores = {f"loss/{part}": float(loss_fn(out, target))}
     y = target.numpy()
-    if task == "binary":
+    if task == "multiclass":
+        scores[f"auc/{part}"] = metrics.auc(y, softmax(out.numpy().astype("float64")))
+    elif task == "binary":
         scores[f"auc/{part}"] = metrics.auc(y, out.numpy())  # logits rank rows like probabilities do
     else:
         scores[f"rmse/{part}"] = float(np.sqrt(np.mean((out.numpy() - y) ** 2)))  # in standard deviations of y

@@ -1,6 +1,7 @@
 """Model objects pickled into artifacts: each holds its table schema and takes the RAW table.
 
-`predict_proba(df)` (binary: columns P(0), P(1)) or `predict(df)` (regression) select and
+`predict_proba(df)` (binary: columns P(0), P(1); multiclass: one column per class of
+`schema.classes`) or `predict(df)` (regression; classifiers: the most likely class) select and
 convert the columns themselves through `schema.frame`, so a scoring table only needs the
 training columns, in any order, with any extra columns.
 
@@ -15,7 +16,8 @@ from workers.tabular.schema import TableSchema
 
 
 class TabularModel:
-    """Base: subclasses implement `_predict(X)` on `schema.frame(df)`: P(1) or the prediction."""
+    """Base: subclasses implement `_predict(X)` on `schema.frame(df)`: P(1), the (rows, classes)
+    probabilities of a multiclass model, or the prediction."""
 
     schema: TableSchema
 
@@ -31,27 +33,32 @@ class TabularModel:
     def classes_(self) -> Any:
         import numpy as np
 
-        return np.array([0, 1])
+        return np.array(self.schema.classes) if self.task == "multiclass" else np.array([0, 1])
 
     def _predict(self, X: Any) -> Any:
         raise NotImplementedError
 
     def score(self, df: Any) -> Any:
-        """One number per row: P(1) for binary, the prediction for regression."""
+        """P(1) for binary, the prediction for regression: one number per row; multiclass: a row of
+        probabilities per row."""
         return self._predict(self.schema.frame(df, where="the scoring table"))
 
     def predict_proba(self, df: Any) -> Any:
         import numpy as np
 
-        if self.task != "binary":
+        if self.task == "regression":
             raise TypeError(f"predict_proba: a {self.task} model predicts values; use predict")
         p = np.asarray(self.score(df), dtype="float64")
+        if self.task == "multiclass":
+            return p
         return np.column_stack([1 - p, p])
 
     def predict(self, df: Any) -> Any:
         import numpy as np
 
         score = np.asarray(self.score(df), dtype="float64")
+        if self.task == "multiclass":
+            return self.classes_[score.argmax(axis=1)]
         return (score >= 0.5).astype("int64") if self.task == "binary" else score
 
 
@@ -65,6 +72,8 @@ class GBDTModel(TabularModel):
     def _predict(self, X: Any) -> Any:
         if self.task == "binary":
             return self.estimator.predict_proba(X)[:, 1]
+        if self.task == "multiclass":
+            return class_columns(self.estimator.predict_proba(X), self.estimator.classes_, len(self.schema.classes))
         return self.estimator.predict(X)
 
     def __repr__(self) -> str:
@@ -72,7 +81,7 @@ class GBDTModel(TabularModel):
 
 
 class AveragedModel(TabularModel):
-    """The mean of several models' P(1) (or predictions) on the same rows."""
+    """The mean of several models' P(1) (probabilities, predictions) on the same rows."""
 
     def __init__(self, models: Sequence[Any]):
         if not models:
@@ -90,10 +99,23 @@ class AveragedModel(TabularModel):
 
 
 def predict_scores(model: Any, df: Any) -> Any:
-    """P(1) or the prediction of any model object with the contract's interface."""
-    if getattr(model, "task", "binary") == "regression" or not hasattr(model, "predict_proba"):
+    """P(1), the (rows, classes) probabilities or the prediction of any model object with the
+    contract's interface."""
+    task = getattr(model, "task", "binary")
+    if task == "regression" or not hasattr(model, "predict_proba"):
         return model.predict(df)
-    return model.predict_proba(df)[:, 1]
+    proba = model.predict_proba(df)
+    return proba if task == "multiclass" else proba[:, 1]
+
+
+def class_columns(proba: Any, fitted: Any, classes: int) -> Any:
+    """(rows, classes) probabilities from an estimator fitted on the class indices `fitted`: a
+    class absent from a fold's training rows gets probability 0."""
+    import numpy as np
+
+    out = np.zeros((len(proba), classes))
+    out[:, np.asarray(fitted, dtype="int64")] = proba
+    return out
 
 
 def step_model(manifest: dict[str, Any]) -> Any:

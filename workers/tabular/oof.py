@@ -23,6 +23,6 @@ def step_metrics(shards: list[dict[str, Any]]) -> dict[str, Any]:
     tasks = {shard.get("task") for shard in shards}
     if len(uris) < 2 or len(uris) != len(shards) or rows > OOF_ROWS_MAX or len(tasks) != 1 or None in tasks:
         return {}
-    oof = pd.concat([read_parquet(uri)[["y", "pred"]] for uri in uris], ignore_index=True)
-    found = metrics.scores(tasks.pop(), oof["y"].to_numpy(), oof["pred"].to_numpy())
+    oof = pd.concat([read_parquet(uri) for uri in uris], ignore_index=True)
+    found = metrics.scores(tasks.pop(), oof["y"].to_numpy(), metrics.read_pred(oof))
     return {**{name: value for name, value in found.items() if value is not None}, "folds": len(uris)}

@@ -2,6 +2,10 @@
 
 The model brings its own schema (workers.tabular.schema): the scoring table needs its training
 columns (any order, extra columns ignored), and a missing one fails as bad input naming it.
+
+Output `scores`: the id and `score` (binary: P(1), with `flagged`; regression: the prediction);
+multiclass: `prediction` (the most likely class), `score` (its probability) and one column
+`p_<class>` of probabilities per class.
 """
 from __future__ import annotations
 
@@ -31,8 +35,11 @@ def batch(request: StepRequest) -> ShardResult:
     where = f"the table of input step {table_manifest.get('step_uri')}"
     model.schema.frame(df.head(0), where=where)  # a missing training column: bad input, before any work
 
-    score = np.asarray(predict_scores(model, rows), dtype="float64") if len(rows) else np.empty(0)
-    scores = pd.DataFrame({id_column: rows[id_column].to_numpy(), "score": score})
+    multiclass = model.schema.task == "multiclass"
+    empty = np.empty((0, len(model.schema.classes))) if multiclass else np.empty(0)
+    score = np.asarray(predict_scores(model, rows), dtype="float64") if len(rows) else empty
+    scores = pd.DataFrame({id_column: rows[id_column].to_numpy(),
+                           **(class_columns(score, model.schema.classes) if multiclass else {"score": score})})
     counts: dict[str, Any] = {"rows": len(rows)}
     if model.schema.task == "binary":
         scores["flagged"] = scores["score"] >= request.settings.threshold
@@ -42,8 +49,18 @@ def batch(request: StepRequest) -> ShardResult:
     result_metrics: dict[str, Any] = {"mean_score": float(scores["score"].mean()) if len(rows) else None}
     label = model.schema.label
     if label and label in rows.columns and len(rows):
-        result_metrics.update(metrics.scores(model.schema.task, rows[label].to_numpy(), score))
+        known = rows[label].notna().to_numpy()
+        y = model.schema.labels(rows[known], where=where) if multiclass else rows[label].to_numpy()[known]
+        result_metrics.update(metrics.scores(model.schema.task, y, score[known]))
     return ShardResult(counts=counts, metrics=result_metrics, outputs={"scores": uri})
+
+
+def class_columns(probabilities: np.ndarray, classes: list[Any]) -> dict[str, Any]:
+    """A multiclass model's scoring columns: the most likely class, its probability, each class's."""
+    best = probabilities.argmax(axis=1) if len(probabilities) else np.empty(0, dtype="int64")
+    return {"prediction": np.asarray(classes, dtype=object)[best] if len(classes) else best,
+            "score": probabilities.max(axis=1) if len(probabilities) else np.empty(0),
+            **{f"p_{name}": probabilities[:, k] for k, name in enumerate(classes)}}
 
 
 def slice_bounds(total: int, shard: int, shards: int) -> tuple[int, int]:

@@ -30,8 +30,9 @@ ROW_ID = "row_id"  # the id column a table gets when it has none of its own
 class TableSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: Literal["binary", "regression"] = "binary"
+    task: Literal["binary", "multiclass", "regression"] = "binary"
     label: str | None = None
+    classes: list[Any] = Field(default_factory=list)  # multiclass: the label values; class k is classes[k]
     id: str = ROW_ID
     numeric: list[str] = Field(default_factory=list)
     categorical: dict[str, list[Any]] = Field(default_factory=dict)  # column -> its categories, in order
@@ -70,11 +71,26 @@ class TableSchema(BaseModel):
         return pd.DataFrame(out, index=df.index, columns=self.features)
 
     def labels(self, df: Any, where: str = "the table") -> Any:
-        """The label as an array (binary: int 0/1, regression: float); BadInput if the table has none."""
+        """The label as an array (binary: int 0/1, multiclass: int class index, regression: float);
+        BadInput if the table has none."""
         if self.label is None or self.label not in df.columns:
             raise BadInput(f"{where} has no label column {self.label!r}: a model step needs the data step's "
                            f"params.label to name the target column")
+        if self.task == "multiclass":
+            return self.class_index(df[self.label], where)
         return df[self.label].to_numpy(dtype="int64" if self.task == "binary" else "float64")
+
+    def class_index(self, values: Any, where: str = "the table") -> Any:
+        """Multiclass: each label value's index in `classes`; BadInput on a value training never saw."""
+        import numpy as np
+        import pandas as pd
+
+        codes = pd.Categorical(_as_category_values(values, self.classes), categories=self.classes).codes
+        unknown = (codes < 0) & values.notna().to_numpy()
+        if unknown.any():
+            raise BadInput(f"{where}: label column {self.label!r} holds {values[unknown].iloc[0]!r}, not one of the "
+                           f"model's classes ({', '.join(map(repr, self.classes[:10]))})")
+        return np.asarray(codes, dtype="int64")
 
 
 def _as_category_values(series: Any, categories: list[Any]) -> Any:
@@ -134,7 +150,7 @@ def infer(df: Any, *, label: str | None, id: str | None = None, task: str = "bin
             if len(counts) > max_categories:
                 print(f"table.load: column {column!r} has {len(counts)} categories; keeping the {max_categories} "
                       f"most frequent (params.max_categories), the rest count as missing", flush=True)
-            schema.categorical[str(column)] = _sorted_plain(kept)
+            schema.categorical[str(column)] = sorted_plain(kept)
     if not schema.features:
         raise BadInput(f"{where} has no feature column besides the label and the id "
                        f"(columns: {', '.join(map(str, df.columns))})")
@@ -170,7 +186,7 @@ def _kind(series: Any, declared_categorical: bool, declared_numeric: bool, max_i
                    f"convert it or leave it out (params.columns.exclude)")
 
 
-def _sorted_plain(values: list[Any]) -> list[Any]:
+def sorted_plain(values: list[Any]) -> list[Any]:
     """Categories as JSON-plain Python values (no numpy scalars), in a stable sorted order."""
     plain = [v.item() if hasattr(v, "item") else v for v in values]
     try:

@@ -56,3 +56,21 @@ def missing_source(source: str) -> str:
         return f"{message}; did you mean {' or '.join(repr(c) for c in close)} (in {shown})?"
     tables = sorted(n for n in names if is_table(n))[:10]
     return f"{message}; tables in {shown}: {', '.join(tables) if tables else 'none'}"
+
+
+LABEL_ROWS = 100_000  # label values lint reads to tell the task: enough to see every class of a table
+
+
+def label_values(source: str, label: str, rows: int = LABEL_ROWS) -> list[str]:
+    """The first `rows` values of column `label` (CSV: as text; Parquet: that one column read)."""
+    import fsspec
+
+    lower = source.lower()
+    if lower.endswith(PARQUET):
+        import pyarrow.parquet as pq
+
+        with fsspec.open(source, "rb") as fh:
+            return pq.read_table(fh, columns=[label]).column(0).to_pylist()[:rows]
+    with fsspec.open(source, "rt", compression="infer", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t" if lower.endswith(".tsv") else ",")
+        return [row.get(label) for _, row in zip(range(rows), reader)]

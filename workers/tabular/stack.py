@@ -1,7 +1,9 @@
 """ensemble.stack: combine several model steps (GBDT, MLP, ...) on their out-of-fold predictions.
 
 Binary classifiers are stacked by a logistic regression on their logits (AUC, log loss);
-regressors by a linear regression with non-negative weights on their predictions (RMSE, MAE).
+regressors by a linear regression with non-negative weights on their predictions (RMSE, MAE);
+multiclass classifiers by a multinomial logistic regression on their log-probabilities
+(workers.tabular.multistack: macro AUC, log loss).
 
 Inputs: every upstream step with `oof` outputs is a base model (its shard i = fold i); an
 upstream data step (one with a `features` output) is optional and only feeds the
@@ -17,7 +19,7 @@ import pandas as pd
 from workers import artifacts
 from workers.errors import BadInput
 from workers.request import ShardResult, StepRequest
-from workers.tabular import metrics, plots
+from workers.tabular import metrics, multistack, plots
 from workers.tabular.importance import permutation_auc_drop
 from workers.tabular.models import step_model
 from workers.tabular.stacked import StackedModel, logit
@@ -41,28 +43,46 @@ def stack(request: StepRequest) -> ShardResult:
     task = _common_task(models)
     oof = aligned_oof(bases, task)
     names = list(bases)
-    y, folds, predicted = oof["y"].to_numpy(), oof["fold"].to_numpy(), oof[names].to_numpy()
+    y, folds, predicted = oof["y"].to_numpy(), oof["fold"].to_numpy(), base_predictions(oof, names)
 
     if settings.method == "stack":
-        fit = _cross_validated_stack if task == "binary" else _cross_validated_linear
+        fit = {"binary": _cross_validated_stack, "multiclass": multistack.cross_validated_stack}.get(
+            task, _cross_validated_linear)
         ensemble_oof, weights, intercept = fit(predicted, y, folds, settings.C, settings.seed)
     else:
         weights, intercept = _average_weights(settings.weights, names), 0.0
-        ensemble_oof = predicted @ weights
+        ensemble_oof = multistack.combine(predicted, "average", weights, 0.0) if task == "multiclass" \
+            else predicted @ weights
     model = StackedModel(models, settings.method, weights, intercept)
 
-    predictions = {**{name: oof[name].to_numpy() for name in names}, ENSEMBLE: ensemble_oof}
+    predictions = {**{name: predicted[:, j] for j, name in enumerate(names)}, ENSEMBLE: ensemble_oof}
     result_metrics: dict[str, Any] = {**metrics.scores(task, y, ensemble_oof),
                                       "folds": int(len(np.unique(folds))), "models": len(names)}
-    for name, weight in zip(names, weights):
+    shares = multistack.weight_shares(weights, names) if task == "multiclass" and settings.method == "stack" \
+        else dict(zip(names, map(float, weights)))
+    for name in names:
         result_metrics.update({f"{metric}_{name}": value for metric, value in metrics.scores(task, y, predictions[name]).items()})
-        result_metrics[f"weight_{name}"] = float(weight)
+        result_metrics[f"weight_{name}"] = shares[name]
 
     outputs = {"model": artifacts.write_joblib(request.shard_path("model.joblib"), model)}
     if settings.plots and task == "binary":  # ROC, calibration and the AUC drop are binary plots
         outputs.update(_write_plots(request, manifests, model, oof, predictions))
     return ShardResult(counts={"oof_rows": len(oof), "models": len(names)}, metrics=result_metrics, outputs=outputs,
                        extra={"task": task})
+
+
+def base_predictions(oof: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """(rows, bases) predictions of `aligned_oof`, or (rows, bases, classes) for multiclass models."""
+    if all(name in oof.columns for name in names):
+        return oof[names].to_numpy()
+    return np.stack([oof[_class_columns(oof, name)].to_numpy() for name in names], axis=1)
+
+
+def _class_columns(oof: pd.DataFrame, name: str) -> list[str]:
+    columns: list[str] = []
+    while f"{name}_{len(columns)}" in oof.columns:
+        columns.append(f"{name}_{len(columns)}")
+    return columns
 
 
 def _common_task(models: dict[str, Any]) -> str:
@@ -90,7 +110,8 @@ def aligned_oof(bases: dict[str, dict[str, Any]], task: str = "binary") -> pd.Da
                            "give both the same data step, shards and seed")
     combined = reference[["row", "fold", "y"]].copy()
     for name, frame in frames.items():
-        combined[name] = frame["pred"].to_numpy()
+        for column in metrics.prediction_names(frame):  # pred, or pred_0 .. pred_{k-1} of a multiclass model
+            combined[name + column[4:]] = frame[column].to_numpy()
     if task == "binary" and not combined["y"].isin([0, 1]).all():
         raise BadInput(f"ensemble.stack: the models of step '{first}' are binary classifiers, but its labels are "
                        "not 0/1; for a numeric target give the data step task: regression")
@@ -98,7 +119,7 @@ def aligned_oof(bases: dict[str, dict[str, Any]], task: str = "binary") -> pd.Da
 
 
 def _step_oof(name: str, manifest: dict[str, Any]) -> pd.DataFrame:
-    parts = [artifacts.read_parquet(shard["outputs"]["oof"])[["row", "y", "pred"]].assign(fold=shard["shard_index"])
+    parts = [artifacts.read_parquet(shard["outputs"]["oof"]).assign(fold=shard["shard_index"])
              for shard in manifest.get("shards", []) if "oof" in shard.get("outputs", {})]
     frame = pd.concat(parts, ignore_index=True)
     if frame["row"].duplicated().any():

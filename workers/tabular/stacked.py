@@ -23,7 +23,8 @@ class StackedModel(TabularModel):
 
     Binary, method "stack": sigmoid(intercept + sum coef_j * logit(p_j)), the logistic regression
     fitted on the out-of-fold predictions; regression, method "stack": intercept + sum coef_j * y_j,
-    the linear regression on them; method "average": sum weight_j * p_j (or y_j).
+    the linear regression on them; method "average": sum weight_j * p_j (or y_j). Multiclass:
+    the same on each base's row of class probabilities (workers.tabular.multistack).
     Each base is whatever its step scores with (the average of its fold models); every
     base gets the same raw table rows and selects and converts its own columns.
     """
@@ -37,8 +38,8 @@ class StackedModel(TabularModel):
             raise ValueError(f"unknown method {method!r}")
         self.bases = dict(bases)
         self.method = method
-        self.weights = [float(w) for w in weights]
-        self.intercept = float(intercept)
+        self.weights = [w if isinstance(w, list) else float(w) for w in weights]  # multiclass stack: matrices
+        self.intercept = intercept if isinstance(intercept, list) else float(intercept)
         # the schema predict.batch checks a scoring table against: the first base's (every base
         # still checks its own columns when it scores)
         self.schema = next((m.schema for m in self.bases.values() if getattr(m, "schema", None) is not None), None)
@@ -61,12 +62,17 @@ class StackedModel(TabularModel):
         """(rows, bases) probabilities of class 1 (or predictions), one column per base step."""
         import numpy as np
 
-        return np.column_stack([np.asarray(predict_scores(m, X), dtype="float64") for m in self.bases.values()])
+        each = [np.asarray(predict_scores(m, X), dtype="float64") for m in self.bases.values()]
+        return np.stack(each, axis=1) if self.task == "multiclass" else np.column_stack(each)
 
     def combine(self, probabilities: Any) -> Any:
         """The ensemble's probability of class 1 (or prediction) from the bases' (rows, bases) columns."""
         import numpy as np
 
+        if self.task == "multiclass":
+            from workers.tabular import multistack
+
+            return multistack.combine(probabilities, self.method, self.weights, self.intercept)
         w = np.asarray(self.weights)
         if self.method == "average":
             return np.asarray(probabilities) @ w
@@ -78,7 +84,7 @@ class StackedModel(TabularModel):
         return self.combine(self.base_predictions(df))
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{name}={w:.3g}" for name, w in zip(self.bases, self.weights))
+        parts = ", ".join(f"{name}={w:.3g}" if isinstance(w, float) else name for name, w in zip(self.bases, self.weights))
         return f"StackedModel({self.method}: {parts})"
 
 

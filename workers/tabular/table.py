@@ -1,6 +1,7 @@
 """table.load: any CSV or Parquet table (any fsspec URI) with its schema, for every downstream step.
 
-Writes the table (feature columns as read, the id, and the label as 0/1 for binary tasks) to
+Writes the table (feature columns as read, the id, and the label as 0/1 for binary tasks, as read
+for multiclass ones, whose classes the schema lists) to
 `features`, its schema (workers.tabular.schema) to `schema` and into the shard manifest.
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pandas as pd
 from workers import artifacts
 from workers.errors import BadInput, Transient, transient_cause
 from workers.request import ShardResult, StepRequest
-from workers.tabular.schema import ROW_ID, TableSchema, infer
+from workers.tabular import label_task as task_rule
+from workers.tabular.schema import ROW_ID, TableSchema, sorted_plain, infer
 from workers.tabular.source import CSV, PARQUET, missing_source
 
 
@@ -27,11 +29,14 @@ def load(request: StepRequest) -> ShardResult:
         raise BadInput(f"{where} is empty: no rows (columns: {', '.join(map(str, df.columns)) or 'none'})")
     df = _select(df, s.columns, keep=[c for c in (s.label, s.id) if c], where=where)
     id_column = _id_column(df, s.id, where)
-    dropped = 0
+    dropped, task = 0, label_task(df, s.label, s.task, s.positive, where)
     if s.label is not None:
-        df, dropped = _with_label(df, s.label, s.task, s.positive, where)
-    schema = infer(df, label=s.label, id=id_column, task=s.task, categorical=s.categorical, numeric=s.numeric,
+        df, dropped = _with_label(df, s.label, task, s.positive, where)
+    schema = infer(df, label=s.label, id=id_column, task=task, categorical=s.categorical, numeric=s.numeric,
                    max_int_categories=s.max_int_categories, max_categories=s.max_categories, where=where)
+    if task == "multiclass" and s.label is not None:
+        schema.classes = sorted_plain(df[s.label].unique().tolist())
+        print(f"table.load: multiclass label {s.label!r}, {len(schema.classes)} classes", flush=True)
     if id_column is None:
         df.insert(0, ROW_ID, np.arange(len(df), dtype=np.int64))
     print(f"table.load: {len(df)} rows; {len(schema.numeric)} numeric: {', '.join(schema.numeric) or '-'}; "
@@ -123,6 +128,17 @@ def _id_column(df: pd.DataFrame, id_column: str | None, where: str) -> str | Non
     return id_column
 
 
+def label_task(df: pd.DataFrame, label: str | None, task: str | None, positive: Any, where: str) -> str:
+    """The task given, else binary with params.positive, else the one the label's values tell."""
+    if task is not None:
+        return task
+    if positive is not None or label is None or label not in df.columns:
+        return "binary"
+    found = task_rule.detect(df[label].dropna().unique().tolist())
+    print(f"table.load: task {found}, from the values of label {label!r} (set params.task to choose)", flush=True)
+    return found
+
+
 def _with_label(df: pd.DataFrame, label: str, task: str, positive: Any,
                 where: str) -> tuple[pd.DataFrame, int]:
     """The table with its label checked and encoded (binary: 0/1), rows without a label dropped."""
@@ -139,8 +155,13 @@ def _with_label(df: pd.DataFrame, label: str, task: str, positive: Any,
         if numbers.isna().any():
             bad = values[numbers.isna()].iloc[0]
             raise BadInput(f"{where}: label column {label!r} holds non-numeric values (e.g. {bad!r}); "
-                           f"task regression needs numbers (or use task: binary)")
+                           f"task regression needs numbers (or task: multiclass for classes)")
         labelled[label] = numbers.astype("float64")
+        return labelled, dropped
+    if task == "multiclass":
+        if values.nunique() < 3:
+            raise BadInput(f"{where}: label column {label!r} has {values.nunique()} distinct value(s); task multiclass "
+                           f"needs three or more (two: task binary with params.positive)")
         return labelled, dropped
     labelled[label] = _binary(values, label, positive, where)
     if labelled[label].nunique() < 2:
@@ -158,11 +179,13 @@ def _binary(values: pd.Series, label: str, positive: Any, where: str) -> pd.Seri
                            f"(values: {', '.join(map(repr, sorted(map(str, distinct))[:10]))})")
         if len(distinct) > 2:
             raise BadInput(f"{where}: label column {label!r} has {len(distinct)} distinct values, task binary "
-                           f"needs two; use task: regression or map the label to two values")
+                           f"needs two; use task: multiclass (a class per value), task: regression (a number) "
+                           f"or map the label to two values")
         return matches.astype("int64")
     if set(distinct) <= {0, 1}:  # also True/False and 0.0/1.0
         return values.astype("int64")
     shown = ", ".join(map(repr, sorted(map(str, distinct))[:10]))
     raise BadInput(f"{where}: label column {label!r} is not binary (values: {shown}"
                    f"{', ...' if len(distinct) > 10 else ''}); task binary needs 0/1 or true/false: set "
-                   f"params.positive to the value that counts as 1, or task: regression")
+                   f"params.positive to the value that counts as 1, task: multiclass (a class per value) or "
+                   f"task: regression (a number)")

@@ -2,7 +2,8 @@
 
 Shard i of n >= 2 trains on every fold but i and predicts fold i (out-of-fold); with n == 1
 it trains on 80% and predicts a 20% holdout (workers.tabular.folds). Per shard outputs:
-`model` (a pickled workers.tabular.models object) and `oof` (row, id, y, pred).
+`model` (a pickled workers.tabular.models object) and `oof` (row, id, y, pred; multiclass: y is the
+class index and pred_0 .. pred_{k-1} its probabilities).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def train_fold(request: StepRequest, fit: Callable[[Fold], Fitted]) -> ShardResu
     pred = predict_scores(fitted.model, df.iloc[test_rows])
 
     oof = pd.DataFrame({"row": test_rows.astype(np.int64), schema.id: df[schema.id].to_numpy()[test_rows],
-                        "y": y[test_rows], "pred": np.asarray(pred, dtype="float64")})
+                        "y": y[test_rows], **metrics.pred_columns(pred)})
     outputs = {
         "model": artifacts.write_joblib(request.shard_path("model.joblib"), fitted.model),
         "oof": artifacts.write_parquet(request.shard_path("oof.parquet"), oof),
@@ -59,7 +60,7 @@ def train_fold(request: StepRequest, fit: Callable[[Fold], Fitted]) -> ShardResu
     }
     return ShardResult(
         counts={"train_rows": len(train_rows), "oof_rows": len(test_rows)},
-        metrics={**metrics.scores(schema.task, y[test_rows], oof["pred"]), **fitted.metrics},
+        metrics={**metrics.scores(schema.task, y[test_rows], metrics.read_pred(oof)), **fitted.metrics},
         outputs=outputs,
         extra={"task": schema.task},
     )
@@ -75,7 +76,7 @@ def fit_gbdt(fold: Fold) -> Fitted:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     s = fold.request.settings
-    estimator_class = HistGradientBoostingClassifier if fold.schema.task == "binary" else HistGradientBoostingRegressor
+    estimator_class = HistGradientBoostingRegressor if fold.schema.task == "regression" else HistGradientBoostingClassifier
     estimator = estimator_class(
         max_iter=s.max_iter,
         learning_rate=s.learning_rate,

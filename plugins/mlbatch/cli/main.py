@@ -60,13 +60,18 @@ def add_new_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the dags folder (default: the project's dags, or ./dags outside a project)")
     parser.add_argument("--loader-only", action="store_true",
                         help="only write the loader dags/NAME.py of an existing spec dags/specs/NAME.yaml")
+    parser.add_argument("--source", help="your table (CSV or Parquet path or URI): the spec trains on it")
+    parser.add_argument("--label", help="with --source: the column to predict (its values tell the task)")
 
 
 def run_new(args: argparse.Namespace) -> int:
     from mlbatch.cli.scaffold import create_batch, create_loader
 
     try:
-        written = (create_loader if args.loader_only else create_batch)(_in_project(args.dags), args.name)
+        if args.loader_only:
+            written = create_loader(_in_project(args.dags), args.name)
+        else:
+            written = create_batch(_in_project(args.dags), args.name, _table_spec(args))
     except (ValueError, FileExistsError) as error:
         print(f"mlbatch new: {error}", file=sys.stderr)
         return 1
@@ -75,6 +80,18 @@ def run_new(args: argparse.Namespace) -> int:
     if not args.loader_only:
         print(f"next: edit {written[0]}, then `mlbatch lint` and `mlbatch demo {args.name}`")
     return 0
+
+
+def _table_spec(args: argparse.Namespace) -> str | None:
+    """The spec for --source and --label (None without them: the synthetic example)."""
+    if args.source is None and args.label is None:
+        return None
+    if args.source is None or args.label is None:
+        raise ValueError("give --source and --label together: the table and the column to predict")
+    from mlbatch.cli.table_spec import spec_source, table_spec
+
+    named, located = spec_source(args.source, project.find_root())
+    return table_spec(args.name, named, args.label, located)
 
 
 def add_dag_ids(parser: argparse.ArgumentParser) -> None:
@@ -108,12 +125,14 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--postgres", action="store_true",
                         help="metadata DB on a PostgreSQL cluster of its own under AIRFLOW_HOME (default: SQLite)")
+    parser.add_argument("--mlflow-port", type=int, default=5000,
+                        help="port of MLflow's UI for the project's tracking store (default: 5000)")
 
 
 def run_up(args: argparse.Namespace) -> int:
     from mlbatch.cli.up import main as up
 
-    return up(args.port, postgres=args.postgres)
+    return up(args.port, postgres=args.postgres, mlflow_port=args.mlflow_port)
 
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:

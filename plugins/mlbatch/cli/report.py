@@ -61,9 +61,11 @@ def _metrics(summary: dict[str, Any]) -> str:
 
 
 def _out_of_fold(summary: dict[str, Any]) -> bool:
-    """Model metrics measured on rows no model saw in training: what out-of-fold steps report with `folds`."""
+    """Model metrics measured on rows no model saw in training: what model steps report, on every fold
+    (`folds`) or on the holdout of one shard (counted as `oof_rows`); only scoring steps are in-sample."""
     metrics = summary.get("metrics", {})
-    return "folds" in metrics and any(name in metrics for name, _ in QUALITY)
+    held_out = "folds" in metrics or "oof_rows" in summary.get("counts", {})
+    return held_out and any(name in metrics for name, _ in QUALITY)
 
 
 def _in_sample(summary: dict[str, Any]) -> bool:
@@ -81,7 +83,9 @@ def _quality_lines(report: RunReport) -> list[str]:
             continue
         shown = ", ".join(f"{label} {metrics[name]:.4f}" for name, label in QUALITY
                           if isinstance(metrics.get(name), (int, float)))
-        lines.append(f"  model quality ({row.step}, out of fold over {metrics['folds']} folds): {shown}")
+        rows = row.summary.get("counts", {}).get("oof_rows")
+        held_out = f"out of fold over {metrics['folds']} folds" if "folds" in metrics else f"on {rows} held-out rows"
+        lines.append(f"  model quality ({row.step}, {held_out}): {shown}")
     return lines
 
 

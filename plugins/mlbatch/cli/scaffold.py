@@ -52,8 +52,9 @@ def loader_source(name: str, spec_file: str | None = None) -> str:
     return LOADER.format(name=name, spec=spec_file or f"{name}.yaml")
 
 
-def create_batch(dags_dir: Path, name: str) -> list[Path]:
-    """Write specs/NAME.yaml and NAME.py under dags_dir; never overwrite."""
+def create_batch(dags_dir: Path, name: str, spec_text: str | None = None) -> list[Path]:
+    """Write specs/NAME.yaml (`spec_text`, else the synthetic example) and NAME.py under dags_dir;
+    never overwrite."""
     if not _NAME.match(name):
         raise ValueError(f"batch name {name!r}: use letters, digits and underscores, starting with a letter")
     spec_path, loader_path = dags_dir / "specs" / f"{name}.yaml", dags_dir / f"{name}.py"
@@ -61,7 +62,7 @@ def create_batch(dags_dir: Path, name: str) -> list[Path]:
     if existing:
         raise FileExistsError(f"{existing[0]} already exists; pick another name or edit it")
     spec_path.parent.mkdir(parents=True, exist_ok=True)
-    spec_path.write_text(SPEC.format(name=name))
+    spec_path.write_text(spec_text if spec_text is not None else SPEC.format(name=name))
     loader_path.write_text(loader_source(name))
     return [spec_path, loader_path]
 

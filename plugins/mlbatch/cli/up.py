@@ -1,4 +1,5 @@
-"""`mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080.
+"""`mlbatch up`: Airflow's own web UI, scheduler, dag-processor and triggerer on 127.0.0.1:8080,
+and MLflow's UI on 127.0.0.1:5000 for the project's tracking store (cli.mlflow_ui).
 
 Runs `airflow standalone` in its own process group so that Ctrl-C stops all of it. With
 `--postgres` the metadata DB is a PostgreSQL cluster of its own under AIRFLOW_HOME (as in
@@ -58,7 +59,7 @@ def _on_postgres(home: Path, env: dict[str, str]) -> LocalPostgres:
     return cluster
 
 
-def main(port: int = 8080, postgres: bool = False) -> int:
+def main(port: int = 8080, postgres: bool = False, mlflow_port: int = 5000) -> int:
     # Ctrl-C (or a SIGTERM from a process manager) stops everything, even where SIGINT
     # was inherited as ignored (background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, _stop_on)
@@ -86,6 +87,9 @@ def main(port: int = 8080, postgres: bool = False) -> int:
     except RuntimeError as error:  # migrate's: the failing command and its log's tail
         print(f"mlbatch up --postgres: {error}")
         return 1
+    from mlbatch.cli import mlflow_ui
+
+    tracking = mlflow_ui.start(mlflow_port, env, open(home / "mlflow_ui.log", "a"))
     airflow = airflow_command()
     # standalone starts its parts as `airflow ...` from PATH: the one it is must come first.
     env["PATH"] = os.pathsep.join([str(Path(airflow).parent), env.get("PATH", "")])
@@ -103,12 +107,15 @@ def main(port: int = 8080, postgres: bool = False) -> int:
             time.sleep(1)
         else:
             print(f"Airflow did not answer on port {port} within 3 minutes; see {home / 'standalone.log'}")
+        mlflow_line = f"  MLflow UI:  {env[mlflow_ui.UI_ENV]}  (log: {home / 'mlflow_ui.log'})\n" if tracking else ""
         print(f"\n  Airflow UI: http://127.0.0.1:{port}\n  user: admin   password: {_password(home)}\n"
-              "  Ctrl-C stops everything.\n", flush=True)
+              f"{mlflow_line}  Ctrl-C stops everything.\n", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        if tracking is not None and tracking.poll() is None:
+            os.killpg(tracking.pid, signal.SIGTERM)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:

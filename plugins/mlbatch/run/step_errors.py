@@ -57,11 +57,23 @@ def raise_for(result: JobResult, *, redact: Callable[[str], str], grew_memory: C
     # The backend has already logged each failed shard's block (class, exit, reason, stderr).
     details = FailureDetails(failure.failure, redact(failure.reason), f"{failure.index}/{result.shard_count}",
                              tuple(redact(line) for line in failure.stderr_tail[-10:]))
-    if failure.failure is FailureClass.oom and grew_memory():
-        raise StepFailed(details)
+    if failure.failure is FailureClass.oom:
+        if grew_memory():
+            raise StepFailed(details)
+        raise StepFailedFast(with_oom_fix(details, failure.peak_rss_mib, result.memory_mib))
     if not failure.retryable:
-        raise StepFailedFast(details)  # bad input, OOM, a missing image: a retry would fail the same way
+        raise StepFailedFast(details)  # bad input, a missing image: a retry would fail the same way
     raise StepFailed(details)
+
+
+def with_oom_fix(details: FailureDetails, peak_mib: float | None, budget_mib: float | None) -> FailureDetails:
+    """An OOM's details with its shard and the spec change that fixes it in the reason and next step."""
+    from dataclasses import replace
+
+    from mlbatch.run.oom_hint import oom_fix
+
+    fix = oom_fix(peak_mib, budget_mib, details.shard)
+    return replace(details, reason=f"{details.reason}; fix: {fix}", next_step=fix.split(": ", 1)[1])
 
 
 def unwritten_failure(unwritten: list[int], output: str) -> StepFailed:

@@ -40,8 +40,11 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit + 10 else text[:limit] + "..."
 
 
+SHORTLIST = 5  # choices a message lists at most: the closest to what was written, then how many more
+
+
 def did_you_mean(name: str, choices: Iterable[str], what: str = "") -> str | None:
-    """'did you mean 'x'?' for the closest choice, else a list of the choices (None if there are none)."""
+    """'did you mean 'x'?' for the closest choice, else the closest few choices (None if there are none)."""
     choices = sorted(choices)
     name = name[:200]  # difflib's cost grows with the length
     import difflib  # here: only a misspelt name needs it, and every DAG parse imports this module
@@ -51,7 +54,19 @@ def did_you_mean(name: str, choices: Iterable[str], what: str = "") -> str | Non
         return f"did you mean {close[0]!r}?"
     if not choices:
         return None
-    return f"use one of{' ' + what if what else ''}: {', '.join(choices)}"
+    return f"use one of{' ' + what if what else ''}: {shortlist(name, choices)}"
+
+
+def shortlist(name: str, choices: Iterable[str], most: int = SHORTLIST) -> str:
+    """The choices closest to `name`, at most `most` of them, and how many more there are: a list of
+    67 columns on one line hides the one that was meant."""
+    import difflib
+
+    choices = list(dict.fromkeys(choices))
+    if len(choices) <= most:
+        return ", ".join(choices)
+    close = difflib.get_close_matches(name, choices, n=most, cutoff=0.0)
+    return f"{', '.join(close)} (and {len(choices) - len(close)} more)"
 
 
 def cross_field_issues(data: Any) -> list[Issue]:
@@ -74,8 +89,8 @@ def _worker_issues(name: str, step: dict) -> list[Issue]:
         return []  # missing or mistyped: the model reports it
     if run not in WORKERS:
         hint = did_you_mean(run, WORKERS)  # every installed package's workers, by name: none is imported
-        known = f"installed workers: {', '.join(sorted(WORKERS))}"
-        fix = f"{hint} ({known})" if hint and hint.startswith("did") else known
+        fix = (f"{hint} (every worker: python -m workers list)" if hint and hint.startswith("did")
+               else f"use one of the closest workers: {shortlist(run, WORKERS)} (every worker: python -m workers list)")
         return [Issue(("steps", name, "run"), f"unknown worker {shown(run)}", f"{fix}; a worker of your own "
                       "package is found once the package is installed (pip install -e <its folder>)")]
     try:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from mlbatch.cli.project import find_root
 from mlbatch.spec.checks import Issue
-from mlbatch.spec.folder import SpecFolder, spec_files
+from mlbatch.spec.folder import SafeLoader, SpecFolder, spec_files
 from mlbatch.spec.loader import check_spec
+from mlbatch.spec.memory_floor import memory_floor_warnings
 from mlbatch.spec.models import BatchSpec
 from mlbatch.spec.orphans import orphan_problems
 from mlbatch.spec.problems import Problem, problem_at
@@ -52,18 +53,30 @@ def lint_file(path: Path, cpu_count: int | None = None, folder: SpecFolder | Non
     """The loader's problems of one spec file, plus warnings when the spec itself is valid."""
     check = check_spec(path, folder)
     problems = list(check.problems)
+    source_errors, source_warnings = source_issues(_raw_spec(path), find_root(path.parent))
+    problems += [problem_at(str(path), issue, check.root) for issue in source_errors]
+    problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in source_warnings]
     if check.spec is not None:
         cpus = cpu_count if cpu_count is not None else local_cpu_count()
         try:
-            warnings = local_vcpu_warnings(check.spec, cpus) + oom_growth_warnings(check.spec)
+            warnings = (local_vcpu_warnings(check.spec, cpus) + oom_growth_warnings(check.spec)
+                        + memory_floor_warnings(check.spec))
         except ValueError:  # a bad MLBATCH_BACKEND: the loader reported it as an error already
             return sorted(problems, key=lambda problem: problem.line or 0)
         warnings += alert_connection_warnings(check.spec)
-        source_errors, source_warnings = source_issues(check.spec, find_root(path.parent))
-        problems += [problem_at(str(path), issue, check.root) for issue in source_errors]
-        problems += [problem_at(str(path), issue, check.root, severity="warning")
-                     for issue in warnings + source_warnings]
+        problems += [problem_at(str(path), issue, check.root, severity="warning") for issue in warnings]
     return sorted(problems, key=lambda problem: problem.line or 0)
+
+
+def _raw_spec(path: Path) -> Any:
+    """The spec as plain YAML data (None where it is unreadable: the loader said why already), so the
+    checks of its data sources run even when other fields are wrong."""
+    import yaml
+
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)  # the loader's own rules
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
 
 
 def local_cpu_count() -> int:

@@ -1,6 +1,8 @@
-"""The task (binary or regression) each step of a batch works on, as far as the spec tells.
+"""The task (binary, multiclass or regression) each step of a batch works on, as far as the spec tells.
 
-A data worker (table.load, features.synthetic) says the task of the table it writes; every
+A data worker (table.load, features.synthetic) says the task of the table it writes (a
+table.load without params.task: the label's values tell, which only `mlbatch lint` reads, see
+spec.sources); every
 other step works on the task of the data steps it needs, directly or through other steps.
 Lint uses it to catch a model worker that cannot handle the batch's task, and to check a gate
 against the metrics the worker reports for that task. Reads the raw spec mapping, like checks.py.

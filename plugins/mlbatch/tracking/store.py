@@ -58,9 +58,11 @@ def open_command(uri: str) -> str:
 
 
 def run_page(uri: str, experiment: str, run: str) -> str:
-    """The run's page: on the server, or on a local `mlflow ui` (its default port)."""
+    """The run's page: on the server, or on the local UI `mlbatch up` serves (MLBATCH_MLFLOW_UI; by
+    default `mlflow ui`'s own address)."""
     uri = shown(uri)
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    local = os.environ.get("MLBATCH_MLFLOW_UI") or "http://127.0.0.1:5000"
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else local.rstrip("/")
     return f"{base}/#/experiments/{experiment}/runs/{run}"
 
 

@@ -51,3 +51,12 @@ def test_regression_quality_is_rmse_and_mae():
     stack = {"shard_count": 1, "metrics": {"rmse": 55.12, "mae": 44.5, "folds": 5, "models": 2}}
     text = format_report(RunReport("diabetes", "r", "success", [StepRow("ensemble", "success", 1, 2.0, stack)]))
     assert "model quality (ensemble, out of fold over 5 folds): RMSE 55.1200, MAE 44.5000" in text
+
+
+def test_a_one_shard_model_step_is_held_out_not_in_sample():
+    """shards: 1 trains on 80% and measures the 20% holdout: never in-sample, whatever the worker."""
+    mlp = {"shard_count": 1, "counts": {"train_rows": 800, "oof_rows": 200},
+           "metrics": {"auc": 0.91, "logloss": 0.3, "best_epoch": 4, "epochs": 9, "device": "cpu"}}
+    text = format_report(RunReport("churn", "r", "success", [StepRow("mlp", "success", 1, 2.0, mlp)]))
+    assert "in-sample" not in text
+    assert "  model quality (mlp, on 200 held-out rows): AUC 0.9100, log loss 0.3000" in text

@@ -74,3 +74,34 @@ def test_the_worker_says_the_same_about_a_missing_source(tmp_path, csv):
     with pytest.raises(BadInput, match=r"does not exist; did you mean 'applications.csv'"):
         run(StepRequest("table.load", {"source": str(tmp_path / "applications.cvs.csv"), "label": "defaulted"}, {},
                         str(tmp_path / "out")))
+
+
+GATED = """
+steps:
+  data:
+    run: table.load
+    params: {{source: {source}, label: {label}}}
+  ensemble: {{run: ensemble.average, needs: [gbdt], gate: {{metric: {metric}, min: 0.5}}}}
+  gbdt: {{run: train.gbdt, needs: [data], shards: 2}}
+"""
+
+
+def lint_gated(tmp_path: Path, source: Path, label: str, metric: str) -> list[str]:
+    spec = tmp_path / "gated.yaml"
+    spec.write_text(GATED.format(source=source, label=label, metric=metric))
+    return [f"{p.severity} {p.field}: {p.message}" for p in lint_file(spec, cpu_count=64)]
+
+
+@pytest.fixture
+def grades(tmp_path) -> Path:
+    path = tmp_path / "grades.csv"
+    pd.DataFrame({"x": range(9), "grade": ["A", "B", "C"] * 3, "score": [0.5, 1.25, 2.0] * 3}).to_csv(path, index=False)
+    return path
+
+
+def test_lint_tells_the_task_from_the_label_values_and_checks_gates_on_it(tmp_path, grades):
+    assert lint_gated(tmp_path, grades, "grade", "auc") == []  # multiclass: macro AUC
+    assert lint_gated(tmp_path, grades, "grade", "rmse") == [
+        "error steps.ensemble.gate.metric: worker 'ensemble.average' reports no metric 'rmse' on a multiclass table"]
+    assert lint_gated(tmp_path, grades, "score", "auc") == [
+        "error steps.ensemble.gate.metric: worker 'ensemble.average' reports no metric 'auc' on a regression table"]

@@ -157,7 +157,7 @@ def test_unknown_worker_suggests_the_closest_and_lists_known(tmp_path):
     problem = the_problem(path)
     assert (problem.step, problem.field, problem.line) == ("train", "steps.train.run", line_of(path, "train.gdbt"))
     assert problem.message == "unknown worker 'train.gdbt'"
-    assert problem.fix.startswith("did you mean 'train.gbdt'?") and "features.synthetic" in problem.fix
+    assert problem.fix.startswith("did you mean 'train.gbdt'?") and "python -m workers list" in problem.fix
 
 
 def test_needs_naming_a_missing_step_suggests_the_closest(tmp_path):

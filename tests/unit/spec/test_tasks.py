@@ -43,7 +43,7 @@ def test_a_gate_on_a_binary_metric_in_a_regression_batch_names_the_task_and_the_
 
 
 def test_a_gate_on_rmse_in_a_binary_batch_is_an_error(tmp_path):
-    binary = REGRESSION.replace(", task: regression", "")
+    binary = REGRESSION.replace(", task: regression", ", task: binary")
     assert lint(tmp_path, binary)[0].startswith("steps.ensemble.gate.metric: worker 'ensemble.stack' reports no "
                                                 "metric 'rmse' on a binary table")
 

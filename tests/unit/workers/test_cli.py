@@ -60,7 +60,7 @@ def test_cli_list():
         "check.noop", "check.sleep", "check.memory", "check.fail",
         "articles.corpus", "history.synthetic", "embed.text", "recommend.topk",
         "table.load", "train.mlp", "ensemble.stack"}
-    assert "metrics (binary: auc, logloss, folds; regression: rmse, mae, folds)" in out.stdout  # what a gate may read
+    assert "metrics (binary: auc, logloss, folds; multiclass: auc, logloss, folds; regression: rmse, mae, folds)" in out.stdout  # what a gate may read
 
 
 def test_cli_runs_and_commits_a_shard(tmp_path):

@@ -55,7 +55,7 @@ def test_regression_label(tmp_path):
 
 @pytest.mark.parametrize("params, content, message", [
     ({"label": "churn"}, None, "has no label column 'churn' (params.label); columns: loan, income"),
-    ({"label": "age"}, None, "label column 'age' is not binary (values: "),
+    ({"label": "age", "task": "binary"}, None, "label column 'age' is not binary (values: "),
     ({"label": "grade", "task": "regression"}, None, "label column 'grade' holds non-numeric values"),
     ({"label": "target", "positive": "yes"}, None, "params.positive 'yes' never occurs in label column 'target'"),
     ({"label": "target", "id": "branch"}, None, "id column 'branch' has missing or duplicate values"),
