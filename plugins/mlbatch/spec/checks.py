@@ -89,10 +89,13 @@ def _worker_issues(name: str, step: dict) -> list[Issue]:
         return []  # missing or mistyped: the model reports it
     if run not in WORKERS:
         hint = did_you_mean(run, WORKERS)  # every installed package's workers, by name: none is imported
-        fix = (f"{hint} (every worker: python -m workers list)" if hint and hint.startswith("did")
-               else f"use one of the closest workers: {shortlist(run, WORKERS)} (every worker: python -m workers list)")
-        return [Issue(("steps", name, "run"), f"unknown worker {shown(run)}", f"{fix}; a worker of your own "
-                      "package is found once the package is installed (pip install -e <its folder>)")]
+        if hint and hint.startswith("did"):
+            fix = f"{hint} (every worker: python -m workers list)"
+        else:  # nothing close: perhaps its package is not installed here
+            fix = (f"use one of the closest workers: {shortlist(run, WORKERS)} (every worker: python -m workers "
+                   "list); a worker of your own package is found once the package is installed "
+                   "(pip install -e <its folder>)")
+        return [Issue(("steps", name, "run"), f"unknown worker {shown(run)}", fix)]
     try:
         model = WORKERS[run].params
     except WorkerLoadError as error:  # its package is broken: this step says so, other batches still load

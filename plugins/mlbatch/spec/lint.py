@@ -7,7 +7,8 @@ from typing import Any, Iterable
 
 from mlbatch.cli.project import find_root
 from mlbatch.spec.checks import Issue
-from mlbatch.spec.folder import SafeLoader, SpecFolder, spec_files
+from mlbatch.spec.bounded_yaml import load_bounded
+from mlbatch.spec.folder import SpecFolder, spec_files
 from mlbatch.spec.loader import check_spec
 from mlbatch.spec.memory_floor import memory_floor_warnings
 from mlbatch.spec.models import BatchSpec
@@ -74,7 +75,7 @@ def _raw_spec(path: Path) -> Any:
     import yaml
 
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)  # the loader's own rules
+        return load_bounded(path.read_text(encoding="utf-8"))[0]  # the loader's own rules, aliases bounded
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 

@@ -43,7 +43,7 @@ def test_long_candidate_lists_are_cut_to_the_closest_few(tmp_path):
                                        "(every worker: python -m workers list)")
     odd = found["steps.odd.run"]
     assert odd.startswith("unknown worker 'zzz.qqq' Fix: use one of the closest workers: ")
-    assert odd.count(",") == 4 and "more) (every worker: python -m workers list)" in odd
+    assert odd.count(",") == 4 and "more) (every worker: python -m workers list); a worker of your own " in odd
 
 
 def test_a_budget_below_what_a_worker_needs_to_start_is_a_warning(tmp_path):

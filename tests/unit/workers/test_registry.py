@@ -74,7 +74,8 @@ def test_a_package_worker_is_listed_linted_and_typed_without_importing_its_funct
 def test_did_you_mean_covers_every_installed_package(tmp_path, team):
     [problem] = lint(tmp_path, "  s: {run: team.scor}\n")
     assert problem.startswith("steps.s.run: unknown worker 'team.scor' Fix: did you mean 'team.score'?")
-    assert "check.noop" in problem and "team.score" in problem
+    [far] = lint(tmp_path, "  s: {run: team.zzzz}\n")  # nothing close: the closest of every package's workers
+    assert "use one of the closest workers: team.score, " in far
 
 
 def test_a_gate_reads_the_metrics_a_package_declares(tmp_path, team):
