@@ -193,7 +193,7 @@ def test_docker_settings_take_mlbatch_docker_overrides(monkeypatch: pytest.Monke
 
 def test_a_remote_docker_host_gets_vcpu_slots_of_its_own_size(monkeypatch: pytest.MonkeyPatch,
                                                               tmp_path: Path) -> None:
-    from mlbatch.backends.docker.engine import host_slots
+    from mlbatch.backends.docker.client import host_slots
     from mlbatch.backends.slots import default_capacity, default_directory
 
     monkeypatch.setenv("MLBATCH_LOCAL_SLOTS_DIR", str(tmp_path))

@@ -125,18 +125,18 @@ def test_a_missing_image_is_pulled_only_when_the_settings_say_so() -> None:
     # no registry is reachable here: a mock client stands in, and the exact calls are checked
     from unittest import mock
 
-    from mlbatch.backends.docker import engine
+    from mlbatch.backends.docker import client as engine_client
 
     client = mock.Mock()
     client.containers.create.side_effect = [ImageNotFound("No such image"), "container"]
-    assert engine.create(client, {"image": "registry.example/w:1"}, pull=True) == "container"
+    assert engine_client.create(client, {"image": "registry.example/w:1"}, pull=True) == "container"
     client.images.pull.assert_called_once_with("registry.example/w:1")
     assert client.containers.create.call_args_list == [mock.call(image="registry.example/w:1")] * 2
 
     client = mock.Mock()
     client.containers.create.side_effect = ImageNotFound("No such image")
     with pytest.raises(ImageNotFound):
-        engine.create(client, {"image": "w:1"}, pull=False)
+        engine_client.create(client, {"image": "w:1"}, pull=False)
     client.images.pull.assert_not_called()
 
 

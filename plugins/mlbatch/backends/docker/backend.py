@@ -14,7 +14,7 @@ from typing import Any, Callable
 from workers import wire
 from workers.wire import encode_ranges
 
-from mlbatch.backends.docker import engine
+from mlbatch.backends.docker import client as engine_client
 from mlbatch.backends.docker.config import HostFacts, local_artifact_dir, passed_environment
 from mlbatch.backends.docker.outcome import engine_unreachable
 from mlbatch.backends.docker.runner import ContainerRunner
@@ -52,20 +52,20 @@ class DockerBackend(SingleRunBackend):
 
             settings = load_settings().docker
         try:
-            client = engine.connect(settings.host, self._slots.capacity if self._slots else default_capacity())
+            client = engine_client.connect(settings.host, self._slots.capacity if self._slots else default_capacity())
         except Exception as error:  # the SDK raises DockerException, requests errors, OSError...
-            reason = engine_unreachable(engine.where(settings.host), error)
+            reason = engine_unreachable(engine_client.where(settings.host), error)
             self._emit(f"{request.name}: {reason}")
             return JobResult(name=request.name, shard_count=request.shard_count, memory_mib=request.memory_mib,
                              outcomes=[ShardOutcome(index=i, failure=FailureClass.infrastructure, reason=reason)
                                        for i in request.indices])
         try:
-            host = HostFacts(cpus=engine.host_cpus(client), network=settings.network, pull=settings.pull,
+            host = HostFacts(cpus=engine_client.host_cpus(client), network=settings.network, pull=settings.pull,
                              passed_env=passed_environment(settings.pass_env), user=settings.user,
                              pids_limit=settings.pids_limit)
-            slots = self._slots if self._slots is not None else engine.host_slots(settings.host, host.cpus)
+            slots = self._slots if self._slots is not None else engine_client.host_slots(settings.host, host.cpus)
             root = request.env.get(wire.ARTIFACTS, "")
-            remote_host = None if engine.is_local(settings.host) else engine.where(settings.host)
+            remote_host = None if engine_client.is_local(settings.host) else engine_client.where(settings.host)
             if problem := unseen_disk_problem(backend_info("docker"), root, remote_host=remote_host):
                 from mlbatch.settings import SettingsError
 

@@ -1,7 +1,7 @@
 """ContainerRunner: the `ShardRunner` of the docker backend, each shard a container on one Docker host.
 
 The shared loop (mlbatch.backends.shard_loop) decides when; this says how: adopt, collect or
-start a shard's container (reattach.py, config.py, engine.py), follow its logs and memory
+start a shard's container (reattach.py, config.py, client.py), follow its logs and memory
 (follow.py), signal it, and turn its final state into a classified outcome (outcome.py).
 Thread-safe where cancel() reaches it from another thread (`remove_all`).
 """
@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from mlbatch.backends.docker import engine
+from mlbatch.backends.docker import client as engine_client
 from mlbatch.backends.docker.config import HostFacts, container_kwargs
 from mlbatch.backends.docker.isolation import prepare_writable
 from mlbatch.backends.docker.follow import Follower
@@ -50,24 +50,24 @@ class ContainerRunner:
         return None
 
     def _container_for(self, index: int) -> tuple[Any, str]:
-        found = engine.existing(self.client, self.request.identity, index)
+        found = engine_client.existing(self.client, self.request.identity, index)
         plan = plan_shard([f for _, f in found])
         by_id = {f.id: c for c, f in found}
         for stale in plan.stale:
-            engine.remove(by_id[stale.id])
+            engine_client.remove(by_id[stale.id])
         if plan.action is Action.adopt:
             return by_id[plan.target.id], "reattached to running"
         if plan.action is Action.collect:
             return by_id[plan.target.id], "collecting finished"
         kwargs = container_kwargs(self.request, index, self.host)
         if self.request.gpu:
-            kwargs["device_requests"] = engine.gpu_request(self.request.gpu)
+            kwargs["device_requests"] = engine_client.gpu_request(self.request.gpu)
         prepare_writable(kwargs)
-        container = engine.create(self.client, kwargs, pull=self.host.pull)
+        container = engine_client.create(self.client, kwargs, pull=self.host.pull)
         try:
             container.start()
         except BaseException:
-            engine.remove(container)
+            engine_client.remove(container)
             raise
         return container, "started"
 
@@ -82,10 +82,10 @@ class ContainerRunner:
     def signal(self, signum: signal.Signals, why: str | None) -> None:
         for follower in self._followers():
             if why is None:
-                engine.signal(follower.container, signum.name)
+                engine_client.signal(follower.container, signum.name)
             elif follower.killed_for is None:
                 follower.killed_for = why
-                engine.signal(follower.container, signum.name)
+                engine_client.signal(follower.container, signum.name)
 
     def watch(self) -> None:
         """Nothing to do: the kernel enforces the memory limit, and each follower samples its own peak."""
@@ -94,7 +94,7 @@ class ContainerRunner:
         """Stop and remove every container (the engine kills its processes); they are reaped as usual."""
         for follower in self._followers():
             follower.killed_for = follower.killed_for or why
-            engine.remove(follower.container)
+            engine_client.remove(follower.container)
 
     def reap(self) -> list[ShardOutcome]:
         with self._lock:
@@ -102,8 +102,8 @@ class ContainerRunner:
         ended = []
         for index, follower, lease in done:
             follower.finish()
-            state = engine.final_state(follower.container)
-            engine.remove(follower.container)  # its logs and state are read: nothing else needs it
+            state = engine_client.final_state(follower.container)
+            engine_client.remove(follower.container)  # its logs and state are read: nothing else needs it
             with self._lock:
                 del self._running[index]
             lease.release()
@@ -132,5 +132,5 @@ class ContainerRunner:
         with self._lock:
             running, self._running = dict(self._running), {}
         for follower, lease in running.values():
-            engine.remove(follower.container)
+            engine_client.remove(follower.container)
             lease.release()
