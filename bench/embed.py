@@ -58,7 +58,8 @@ def run() -> dict:
         model = embed.load_model(device)
         load_s = time.perf_counter() - began
         model.max_seq_length = PARAMS["max_seq_length"]
-        texts = artifacts.read_parquet(Path(articles, "shard-00000", "articles.parquet"))["text"].tolist()
+        corpus = artifacts.join(artifacts.shard_dir(str(articles), 0), "articles.parquet")
+        texts = artifacts.read_parquet(corpus)["text"].tolist()
         tokenized = [embed.tokenize(model, [texts[i] for i in rows])
                      for rows in embed.batches([len(t) for t in texts], PARAMS["batch_size"])]
         tokenize_s = _tokenize_time(model, texts)

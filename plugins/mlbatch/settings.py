@@ -119,7 +119,7 @@ class PriceSettings(_Section):
     """USD prices for the mlbatch page's cost estimates (mlbatch.ui.pricing). Defaults: AWS's public
     on-demand list prices in us-east-1 (Linux); spot prices move: set yours."""
 
-    vcpu_hour: float = Field(0.04048, ge=0)  # Fargate, per vCPU-hour (ECS on-demand; local steps priced as Fargate)
+    vcpu_hour: float = Field(0.04048, ge=0)  # Fargate, per vCPU-hour (ECS; local and docker steps priced so too)
     gb_hour: float = Field(0.004445, ge=0)  # Fargate, per GB of memory per hour
     spot_vcpu_hour: float = Field(0.01334, ge=0)  # Fargate Spot (about 70% off Fargate)
     spot_gb_hour: float = Field(0.001465, ge=0)

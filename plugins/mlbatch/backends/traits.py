@@ -26,6 +26,7 @@ class BackendInfo:
     bills_gpu: bool  # a GPU step always gets (and pays for) the GPU it asked for
     pool: str | None = None  # the Airflow pool its steps queue in; None: the default pool
     spec_checks: str | None = None  # "module:function": (step name, StepSpec, StepDefaults) -> [Issue]
+    priced_as: str = "fargate"  # the cost estimate's rates: "fargate" (vCPU- and GB-hours) or "ec2" (vCPU-hours)
 
     def load_spec_checks(self) -> Callable[..., list[Any]] | None:
         return _load(self.spec_checks) if self.spec_checks else None
@@ -42,7 +43,7 @@ BACKEND_INFO: dict[str, BackendInfo] = {info.name: info for info in (
     BackendInfo("docker", "mlbatch.backends.docker:DockerBackend", on_this_machine=False, in_containers=True,
                 needs_object_store=False, bills_gpu=True),
     BackendInfo("batch", "mlbatch.backends.aws_batch.backend:AwsBatchBackend", on_this_machine=False,
-                in_containers=True, needs_object_store=True, bills_gpu=True,
+                in_containers=True, needs_object_store=True, bills_gpu=True, priced_as="ec2",
                 spec_checks="mlbatch.backends.aws_batch.spec_checks:spec_checks"),
     BackendInfo("ecs", "mlbatch.backends.ecs.backend:EcsBackend", on_this_machine=False, in_containers=True,
                 needs_object_store=True, bills_gpu=True, spec_checks="mlbatch.backends.ecs.spec_checks:spec_checks"),

@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from mlbatch.cli.project import find_root
 from mlbatch.spec.checks import Issue
+from mlbatch.backends.traits import backend_info
 from mlbatch.spec.bounded_yaml import load_bounded
 from mlbatch.spec.folder import SpecFolder, spec_files
 from mlbatch.spec.loader import check_spec
@@ -92,7 +93,7 @@ def local_vcpu_warnings(spec: BatchSpec, cpus: int) -> list[Issue]:
     inherited: list[str] = []
     issues = []
     for name, step in spec.resolved_steps().items():
-        if step.backend != "local" or step.vcpu <= cpus:
+        if not backend_info(step.backend).on_this_machine or step.vcpu <= cpus:
             continue
         own = spec.steps[name].resources
         if own is not None and "vcpu" in own.model_fields_set:

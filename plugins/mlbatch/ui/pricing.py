@@ -1,8 +1,8 @@
 """Estimated cost of a step try from what it used: vCPU-, GB- and GPU-hours at the [prices] settings.
 
 What each backend bills for (mlbatch.settings.PriceSettings says where the defaults come from):
-- ecs (Fargate, Fargate Spot) and local: vCPU-hours plus GB-hours at Fargate's rates; a local step
-  is priced as it would be on Fargate (what moving it there would cost);
+- ecs (Fargate, Fargate Spot), local and docker: vCPU-hours plus GB-hours at Fargate's rates; a step
+  on this machine or one Docker host is priced as it would be on Fargate (what moving it there would cost);
 - batch (EC2 instances of the stack's compute environments): vCPU-hours at the instance family's
   price per vCPU, memory included; on spot at the spot price;
 - any step that held a GPU: GPU-hours at the price of one GPU instance of the configured type.
@@ -30,7 +30,7 @@ def step_cost(usage: dict[str, Any] | None, vcpu: float, prices: PriceSettings) 
     if usage.get("gpu_s"):
         rate = prices.gpu_spot_hour if spot else prices.gpu_hour
         return Cost(usage["gpu_s"] / 3600 * rate, f"{prices.gpu_type} {'spot' if spot else 'on-demand'} ${rate:g}/GPU-hour")
-    if usage.get("backend") == "batch":
+    if _priced_as(usage.get("backend")) == "ec2":
         rate = prices.ec2_spot_vcpu_hour if spot else prices.ec2_vcpu_hour
         return Cost(vcpu_hours * rate, f"EC2 {'spot' if spot else 'on-demand'} ${rate:g}/vCPU-hour")
     seconds = usage["vcpu_s"] / max(vcpu, 0.001)
@@ -38,6 +38,13 @@ def step_cost(usage: dict[str, Any] | None, vcpu: float, prices: PriceSettings) 
     vcpu_rate, gb_rate = (prices.spot_vcpu_hour, prices.spot_gb_hour) if spot else (prices.vcpu_hour, prices.gb_hour)
     where = "Fargate Spot" if spot else "Fargate"
     return Cost(vcpu_hours * vcpu_rate + gb_hours * gb_rate, f"{where} ${vcpu_rate:g}/vCPU-hour + ${gb_rate:g}/GB-hour")
+
+
+def _priced_as(backend: str | None) -> str:
+    from mlbatch.backends.traits import BACKEND_INFO
+
+    info = BACKEND_INFO.get(backend or "")
+    return info.priced_as if info else "fargate"
 
 
 def run_cost(costs: list[Cost | None]) -> float:
