@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbatch.cli.report import collect
+from mlbatch.cli.report import collect, format_report
 from tests.integration.airflow_run import dags_test, migrate_db, write_batch
 
 pytestmark = pytest.mark.slow
@@ -42,6 +42,12 @@ def test_memory_hog_fails_with_oom_while_sibling_succeeds(tmp_path):
     assert "class: oom" in result.output
     assert "budget 300 MiB" in result.output or "budget 0.3 GiB" in result.output
     assert re.search(r"fix: shard 0/1: set resources.memory: \d+(Mi|(\.\d+)?Gi) in this step, or on_oom: ", result.output)
+    # The run summary (`mlbatch report`) shows the failed step's peak against its budget and the fix under it.
+    lines = format_report(collect("e2e_oom")).splitlines()
+    hog = next(i for i, line in enumerate(lines) if line.startswith("  hog "))
+    assert re.search(r"oom at shard 0/1: peak \d+ MiB of 300 MiB$", lines[hog]), lines[hog]
+    assert re.match(r"    fix: shard 0/1: set resources.memory: \d+(Mi|(\.\d+)?Gi) in this step, or on_oom: ",
+                    lines[hog + 1]), lines[hog + 1]
 
 
 def test_bad_input_fails_once_without_retries(tmp_path):

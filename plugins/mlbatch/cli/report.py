@@ -12,6 +12,7 @@ class StepRow:
     try_number: int
     duration_s: float | None
     summary: dict[str, Any] = field(default_factory=dict)
+    failure: dict[str, Any] = field(default_factory=dict)  # a failed step's record: class, shard, peak, fix
 
 
 @dataclass
@@ -25,9 +26,10 @@ class RunReport:
 def collect(dag_id: str, run_id: str | None = None) -> RunReport:
     """The given run of `dag_id`, or its latest run. Needs AIRFLOW_HOME of the project."""
     from airflow.models import DagRun, TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    from mlbatch.run.step_errors import FAILURE_XCOM_KEY
 
     with create_session() as session:
         query = select(DagRun).where(DagRun.dag_id == dag_id)
@@ -35,16 +37,22 @@ def collect(dag_id: str, run_id: str | None = None) -> RunReport:
         run = session.scalars(query.limit(1)).first()
         if run is None:
             raise LookupError(f"no run of {dag_id!r} found" + (f" with run id {run_id!r}" if run_id else ""))
-        xcoms = {
-            x.task_id: XComModel.deserialize_value(x)
-            for x in session.scalars(select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"))
-        }
+        summaries = _xcoms(session, dag_id, run.run_id, "return_value")
+        failures = _xcoms(session, dag_id, run.run_id, FAILURE_XCOM_KEY)  # a new try clears its task's
         tis = session.scalars(select(TaskInstance).where(
             TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id).order_by(TaskInstance.start_date))
-        rows = [StepRow(ti.task_id, str(ti.state), ti.try_number, ti.duration, xcoms.get(ti.task_id) or {})
-                for ti in tis]
+        rows = [StepRow(ti.task_id, str(ti.state), ti.try_number, ti.duration, summaries.get(ti.task_id) or {},
+                        failures.get(ti.task_id) or {}) for ti in tis]
         return RunReport(dag_id, run.run_id, str(run.state), rows)
+
+
+def _xcoms(session: Any, dag_id: str, run_id: str, key: str) -> dict[str, Any]:
+    """Each task's XCom value under `key` in one run."""
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    query = select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == key)
+    return {x.task_id: XComModel.deserialize_value(x) for x in session.scalars(query)}
 
 
 QUALITY = (("auc", "AUC"), ("logloss", "log loss"), ("rmse", "RMSE"), ("mae", "MAE"))  # model metrics, in order
@@ -97,8 +105,7 @@ def _usage_lines(report: RunReport) -> list[str]:
         return []
     lines = ["  resources used (budget x run time):"]
     for step, usage, summary in used:
-        peak = f"{summary['peak_rss_mib']:.0f} MiB" if summary.get("peak_rss_mib") else "-"
-        budget = f"{usage['memory_mib']} MiB" if usage.get("memory_mib") else "-"
+        peak, budget = _mib(summary.get("peak_rss_mib")), _mib(usage.get("memory_mib"))
         capacity = "spot" if usage.get("spot") else "on-demand"
         lines.append(f"    {step:<10} {usage.get('backend', '?'):<6} vcpu-s {usage.get('vcpu_s', 0):>8.1f}  "
                      f"gpu-s {usage.get('gpu_s', 0):>7.1f}  memory {budget} (peak {peak})  {capacity}")
@@ -118,18 +125,31 @@ def _tracking_lines(report: RunReport) -> list[str]:
     return lines
 
 
+def _mib(value: float | None) -> str:
+    return f"{value:.0f} MiB" if value else "-"
+
+
+def _failure_text(failure: dict[str, Any]) -> str:
+    """A failed step's class and shard, its peak against its budget: `oom at shard 0/1: peak 211 MiB of 150 MiB`."""
+    peak, budget = failure.get("peak_rss_mib"), failure.get("memory_mib")
+    held = f"peak {_mib(peak)} of {_mib(budget)}" if peak else f"budget {_mib(budget)}"
+    return f"{failure.get('failure', 'failed')} at shard {failure.get('shard', '?')}: {held}"
+
+
 def format_report(report: RunReport) -> str:
     head = f"{report.dag_id}  run {report.run_id}  -> {report.state.upper()}"
     lines = [head, "=" * len(head),
              f"  {'step':<12}{'status':<15}{'try':>4}{'duration':>10}{'peak mem':>11}{'shards':>8}  {'cache':<6} metrics"]
     for row in report.steps:
-        s = row.summary
+        s, failure = row.summary, row.failure
         duration = f"{row.duration_s:.1f} s" if row.duration_s is not None else "-"
-        peak = f"{s['peak_rss_mib']:.0f} MiB" if s.get("peak_rss_mib") else "-"
-        shards = str(s.get("shard_count", "-"))
+        peak = _mib(s.get("peak_rss_mib") or failure.get("peak_rss_mib"))
+        shards = str(s.get("shard_count") or failure.get("shard", "/-").split("/")[-1])
         cache = "hit" if s.get("cache_hit") else "-"
         lines.append(f"  {row.step:<12}{row.state:<15}{row.try_number:>4}{duration:>10}{peak:>11}{shards:>8}  "
-                     f"{cache:<6} {_metrics(s)}")
+                     f"{cache:<6} {_failure_text(failure) if failure else _metrics(s)}")
+        if failure.get("fix"):
+            lines.append(f"    fix: shard {failure.get('shard', '?')}: {failure['fix']}")
     lines += _quality_lines(report)
     lines += _usage_lines(report)
     lines += _tracking_lines(report)

@@ -120,13 +120,19 @@ class StepOperator(BaseOperator):
     def _finish(self, context: Any, step_try: StepTry, result: JobResult | None) -> dict[str, Any]:
         """Fail the try with its class, or commit the step from its shard manifests."""
         from mlbatch.run.oom_growth import grow_after_oom
-        from mlbatch.run.step_errors import raise_for, unwritten_failure
+        from mlbatch.run.step_errors import (FAILURE_XCOM_KEY, StepFailed, StepFailedFast, failure_record,
+                                             raise_for, unwritten_failure)
         from workers.step_output import StepOutput
 
         try_number = context["ti"].try_number
         if result is not None and not result.ok:
-            raise_for(result, redact=self._redact, grew_memory=lambda: grow_after_oom(
-                self.step, self._budget_uri(), step_try.memory_mib, try_number, self.log))
+            try:
+                raise_for(result, redact=self._redact, grew_memory=lambda: grow_after_oom(
+                    self.step, self._budget_uri(), step_try.memory_mib, try_number, self.log))
+            except (StepFailed, StepFailedFast) as failed:
+                # A failed task has no return value: this is what the run summary shows for it.
+                context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=failure_record(failed.details, result))
+                raise
         output = StepOutput(step_try.output)
         if step_try.todo and (unwritten := output.missing(step_try.shard_count)):
             # A backend can say "succeeded" for a container that never wrote its output.

@@ -6,7 +6,7 @@ message says what the task log says.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -14,6 +14,8 @@ from mlbatch.backends.failures import FailureClass
 
 if TYPE_CHECKING:
     from mlbatch.backends.jobs import JobResult
+
+FAILURE_XCOM_KEY = "mlbatch_failure"  # a failed try's record for the run summary: it has no return value
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,18 @@ def with_oom_fix(details: FailureDetails, peak_mib: float | None, budget_mib: fl
 
     fix = oom_fix(peak_mib, budget_mib, details.shard)
     return replace(details, reason=f"{details.reason}; fix: {fix}", next_step=fix.split(": ", 1)[1])
+
+
+def failure_record(details: FailureDetails, result: JobResult) -> dict[str, Any]:
+    """What the run summary shows of a failed try: its class, shard, peak against budget and the fix.
+
+    Small and nothing secret (it is an XCom): no reason or stderr, the fix is built from numbers.
+    """
+    failed = result.first_failure
+    peak = failed.peak_rss_mib if failed is not None and failed.peak_rss_mib else None
+    return {"failure": details.failure.value, "shard": details.shard,
+            "peak_rss_mib": round(peak, 1) if peak else None, "memory_mib": result.memory_mib,
+            "fix": details.next_step}
 
 
 def unwritten_failure(unwritten: list[int], output: str) -> StepFailed:

@@ -60,3 +60,22 @@ def test_a_one_shard_model_step_is_held_out_not_in_sample():
     text = format_report(RunReport("churn", "r", "success", [StepRow("mlp", "success", 1, 2.0, mlp)]))
     assert "in-sample" not in text
     assert "  model quality (mlp, on 200 held-out rows): AUC 0.9100, log loss 0.3000" in text
+
+
+def test_a_failed_step_shows_its_peak_against_its_budget_and_the_fix_under_it():
+    oom = {"failure": "oom", "shard": "2/5", "peak_rss_mib": 211.4, "memory_mib": 150,
+           "fix": "set resources.memory: 320Mi in this step, or on_oom: {grow: 2, max: 320Mi} to retry with twice "
+                  "the memory"}
+    text = format_report(RunReport("churn", "r", "failed", [StepRow("train", "failed", 1, 2.0, {}, oom)]))
+    row, fix = text.splitlines()[3:5]
+    assert row.split() == ["train", "failed", "1", "2.0", "s", "211", "MiB", "5", "-",
+                           "oom", "at", "shard", "2/5:", "peak", "211", "MiB", "of", "150", "MiB"]
+    assert fix == ("    fix: shard 2/5: set resources.memory: 320Mi in this step, or on_oom: {grow: 2, max: 320Mi} "
+                   "to retry with twice the memory")
+
+
+def test_a_failure_without_a_fix_or_a_peak_shows_its_class_and_budget_only():
+    crash = {"failure": "code_error", "shard": "0/1", "peak_rss_mib": None, "memory_mib": 2048, "fix": None}
+    text = format_report(RunReport("d", "r", "failed", [StepRow("s", "failed", 2, 1.0, {}, crash)]))
+    assert text.splitlines()[3].endswith("code_error at shard 0/1: budget 2048 MiB")
+    assert "fix:" not in text

@@ -32,7 +32,9 @@ def operator(run: str, params: dict[str, Any] | None = None, **settings: Any) ->
 
 
 def context(try_number: int = 1, run_id: str = "manual__1", conf: dict[str, Any] | None = None) -> dict[str, Any]:
-    ti = SimpleNamespace(try_number=try_number, xcom_pull=lambda task_ids: None)
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(try_number=try_number, xcom_pull=lambda task_ids: None, pushed=pushed,
+                         xcom_push=lambda key, value: pushed.update({key: value}))
     return {"ti": ti, "run_id": run_id, "dag_run": SimpleNamespace(conf=conf or {})}
 
 
@@ -58,9 +60,13 @@ def test_a_retry_runs_only_the_shards_that_did_not_commit():
     assert rerun == [shard["shard_index"] for shard in manifest["shards"] if shard["try_number"] == 2]
 
 
-def test_bad_input_fails_the_step_without_a_retry():
+def test_bad_input_fails_the_step_without_a_retry_and_leaves_its_record_for_the_run_summary():
+    failing = context()
     with pytest.raises(StepFailedFast, match="bad_input"):
-        operator("check.fail", {"bad_input": True, "message": "column churn is missing"}).execute(context())
+        operator("check.fail", {"bad_input": True, "message": "column churn is missing"}).execute(failing)
+    record = failing["ti"].pushed["mlbatch_failure"]
+    assert record["failure"] == "bad_input" and record["shard"] == "0/1" and record["fix"] is None
+    assert record["memory_mib"] == 2048
 
 
 def test_a_cache_refresh_recomputes_every_shard():

@@ -22,3 +22,17 @@ def test_a_missing_image_fails_fast_though_infrastructure_is_retried() -> None:
     with pytest.raises(StepFailed):
         raise_for(flaky, redact=str, grew_memory=lambda: False)
     assert "retryable: yes" in flaky.failure_report()
+
+
+def test_the_failure_record_holds_the_shard_the_peak_against_the_budget_and_the_oom_fix() -> None:
+    from mlbatch.run.step_errors import failure_record
+
+    oom = JobResult(name="b.s", shard_count=5, memory_mib=150, outcomes=[
+        ShardOutcome(index=2, failure=FailureClass.oom, reason="peak 211 MiB > budget 150 MiB",
+                     peak_rss_mib=211.43, stderr_tail=["token=s3cr3t"])])
+    with pytest.raises(StepFailedFast) as failed:
+        raise_for(oom, redact=str, grew_memory=lambda: False)
+    assert failure_record(failed.value.details, oom) == {
+        "failure": "oom", "shard": "2/5", "peak_rss_mib": 211.4, "memory_mib": 150,
+        "fix": "set resources.memory: 320Mi in this step, or on_oom: {grow: 2, max: 320Mi} to retry with twice "
+               "the memory"}
