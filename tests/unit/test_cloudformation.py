@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from mlbatch.cli.tool_venv import ToolVenvError, cache_home, tool_venv
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT / "deploy" / "cloudformation" / "mlbatch.yaml"
@@ -69,17 +70,13 @@ def test_every_skipped_check_says_why(resources):
 
 def checkov_venv() -> Path:
     """checkov in a venv of its own under the user's cache folder, made once per checkov version."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    venv = cache / "mlbatch-tests" / f"checkov-{CHECKOV_VERSION}"
-    if not (venv / "bin" / "checkov").exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-        installed = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"checkov=={CHECKOV_VERSION}"],
-                                   capture_output=True, text=True, timeout=1200)
-        if installed.returncode != 0:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"could not install checkov: {installed.stderr[-2000:]}")
-            pytest.skip(f"could not install checkov {CHECKOV_VERSION} (no package index?)")
-    return venv
+    requirement = f"checkov=={CHECKOV_VERSION}"
+    try:
+        return tool_venv(cache_home() / "mlbatch-tests" / f"checkov-{CHECKOV_VERSION}", requirement)
+    except ToolVenvError as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(str(error))
+        pytest.skip(f"{error} (no package index?)")
 
 
 @pytest.mark.slow
