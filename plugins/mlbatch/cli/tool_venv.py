@@ -34,11 +34,17 @@ def tool_venv(venv: Path, requirement: str, on_install=None, timeout_s: float = 
     if is_ready(venv, requirement):
         return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
+    announce = on_install or (lambda _venv: None)
     with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits here, then finds the venv made
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process is making it: say so, wait, then find it made
+            announce(venv)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if is_ready(venv, requirement):
+                return venv
         if not is_ready(venv, requirement):
-            if on_install is not None:
-                on_install(venv)
+            announce(venv)
             _install(venv, requirement, timeout_s)
     return venv
 

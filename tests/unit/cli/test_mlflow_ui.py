@@ -155,13 +155,14 @@ def test_a_second_builder_waits_for_the_first_and_does_not_build_again(monkeypat
     (tmp_path / "ui").mkdir()
     with open(tmp_path / ".ui.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # the first `mlbatch up`, mid-build
-        second = threading.Thread(target=tool_venv, args=(tmp_path / "ui", "mlflow==3.17.2"))
+        told = []
+        second = threading.Thread(target=tool_venv, args=(tmp_path / "ui", "mlflow==3.17.2", told.append))
         second.start()
         second.join(timeout=1)
-        assert second.is_alive()  # waiting on the lock
+        assert second.is_alive() and told == [tmp_path / "ui"]  # said it is being installed, and waits
         install(tmp_path / "ui", "mlflow==3.17.2", 0)
     second.join(timeout=10)
-    assert not second.is_alive() and installs == ["mlflow==3.17.2"]
+    assert not second.is_alive() and installs == ["mlflow==3.17.2"] and told == [tmp_path / "ui"]
 
 
 def test_a_failed_install_is_one_line_and_up_goes_on_without_the_ui(tracked, tmp_path, monkeypatch, capsys):
