@@ -134,7 +134,9 @@ def standalone(env: dict[str, str]) -> Iterator[AirflowStack]:
     subprocess.run([AIRFLOW, "pools", "set", "mlbatch_local", "2", "local workers"], env=env, check=True,
                    capture_output=True)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlbatch", "up", "--port", str(port)], env=env, cwd=PROJECT,
+    # no MLflow UI (tests/unit/cli/test_mlflow_ui.py serves it): a stack test looks at Airflow alone
+    proc = subprocess.Popen([sys.executable, "-m", "mlbatch", "up", "--port", str(port), "--mlflow-port", "0"],
+                            env=env, cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         banner = ""

@@ -126,7 +126,7 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="metadata DB on a PostgreSQL cluster of its own under AIRFLOW_HOME (default: SQLite)")
     parser.add_argument("--mlflow-port", type=int, default=5000,
-                        help="port of MLflow's UI for the project's tracking store (default: 5000)")
+                        help="port of MLflow's UI for the project's tracking store (default: 5000; 0: no UI)")
 
 
 def run_up(args: argparse.Namespace) -> int:

@@ -85,7 +85,7 @@ def port_free(port: int) -> bool:
 
 def start(port: int, env: dict[str, str], log: IO) -> subprocess.Popen | None:
     """`mlflow ui` on 127.0.0.1:`port` in a process group of its own; None (said why) when not served."""
-    uri = store_to_serve()
+    uri = store_to_serve() if port else None  # port 0: the UI is not wanted
     if uri is None:
         return None
     if not port_free(port):

@@ -106,6 +106,14 @@ def test_nothing_is_served_for_a_tracking_server_or_with_tracking_off(tracked, m
     assert mlflow_ui.store_to_serve() is None
 
 
+def test_port_zero_serves_nothing_and_builds_nothing(tracked, monkeypatch, tmp_path):
+    monkeypatch.setattr(mlflow_ui, "ui_command", lambda: pytest.fail("port 0 must not look for an mlflow"))
+    env: dict[str, str] = {}
+    with open(tmp_path / "mlflow_ui.log", "w") as log:
+        assert mlflow_ui.start(0, env, log) is None
+    assert mlflow_ui.UI_ENV not in env
+
+
 def test_the_projects_own_full_mlflow_serves_when_it_is_there(monkeypatch, tmp_path):
     monkeypatch.setattr(mlflow_ui, "ui_installed", lambda: True)
     monkeypatch.setenv(mlflow_ui.VENV_ENV, str(tmp_path / "ui"))
