@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
 
 from workers.errors import BadInput, Transient, disk_full
+from workers import wire
 from workers.wire import BAD_INPUT_EXIT_CODE, TRANSIENT_EXIT_CODE, bad_input_line, transient_line
 
 
@@ -34,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
             return TRANSIENT_EXIT_CODE
         sys.stderr.flush()
         return 1
+    finally:
+        if peak_file := os.environ.get(wire.PEAK_FILE):  # the local backend's memory figure
+            from workers.peak import write_peak
+
+            write_peak(peak_file)
 
 
 def _run(request_json: str) -> int:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 
@@ -61,5 +60,6 @@ def fail(request: StepRequest) -> ShardResult:
 
 
 def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+    from workers.peak import own_peak_rss_mib  # not ru_maxrss: it starts at the spawning process's peak
+
+    return own_peak_rss_mib()

@@ -30,6 +30,7 @@ ARRAY_INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"  # set by AWS Batch in each child of a
 TRY_NUMBER = "MLBATCH_TRY_NUMBER"  # the Airflow try this worker belongs to
 ARTIFACTS = "MLBATCH_ARTIFACTS"  # the artifact root (any fsspec URI)
 GPU = "MLBATCH_GPU"  # the GPUs the step asked for (a worker says when it finds none)
+PEAK_FILE = "MLBATCH_PEAK_FILE"  # where the worker writes its own peak memory at exit (workers.peak)
 
 # -- how a worker says its input is wrong -----------------------------------------------
 # 65 is EX_DATAERR in sysexits.h: the input is wrong, so retrying cannot help. The reason is

@@ -570,3 +570,34 @@ def test_a_step_that_never_gets_capacity_fails_as_infrastructure(tmp_path: Path)
 def test_start_timeout_does_not_stop_a_step_that_started(tmp_path: Path, slots: LocalSlots) -> None:
     result = run(request(py("import time; time.sleep(1.0)"), start_timeout_s=0.3), slots)
     assert result.ok, result.failure_report()
+
+
+PEAK_FROM_A_BIG_PARENT = """
+import json, sys, tempfile, uuid
+from pathlib import Path
+ballast = b"x" * (400 * 1024 * 1024)  # the task process is big: Linux starts a child's ru_maxrss at its peak
+from mlbatch.backends.jobs import JobRequest
+from mlbatch.backends.local import LocalBackend
+from mlbatch.backends.slots import LocalSlots
+from workers import wire
+root = Path(tempfile.mkdtemp())
+step = wire.step_request(worker="check.memory", params={"mib": 50, "hold_seconds": 0}, inputs={},
+                         output=str(root / "b" / "s" / "k"), shard_count=1)
+request = JobRequest(name="b.s", image="unused", command=wire.run_command(step),
+                     entrypoint=[sys.executable, "-m", "workers"],
+                     memory_mib=1024, env={"MLBATCH_ARTIFACTS": str(root), "MLBATCH_TRY_NUMBER": "1"},
+                     identity=uuid.uuid4().hex)
+result = LocalBackend(log=lambda line: None, slots=LocalSlots(1, root / "slots")).run(request)
+print(json.dumps({"ok": result.ok, "peak": result.outcomes[0].peak_rss_mib, "ballast": len(ballast)}))
+"""
+
+
+def test_a_workers_peak_is_its_own_not_the_big_task_process_that_started_it(tmp_path: Path) -> None:
+    project = PLUGINS_DIR.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), str(project)])}
+    done = subprocess.run([sys.executable, "-c", PEAK_FROM_A_BIG_PARENT], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    reported = json.loads(done.stdout.splitlines()[-1])
+    assert reported["ok"]
+    assert 50 < reported["peak"] < 300, reported  # 50 MiB and an interpreter, not the parent's 400 MiB

@@ -1,9 +1,12 @@
 """Reaping a shard that exited: its status, peak memory and stderr tail, as a classified ShardOutcome."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any, Callable
+
+from workers.peak import read_peak
 
 from mlbatch.backends.failures import classify_exit, format_exit, format_mib
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
@@ -42,7 +45,7 @@ def _outcome(request: JobRequest, shard: Shard, status: int, usage: Any, duratio
     """The classified outcome, and the peak memory in MiB (the watchdog's samples or the kernel's, the larger)."""
     exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
     signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-    peak = max(shard.peak_mib, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+    peak = max(shard.peak_mib, _reported_peak(shard, usage))
     # A SIGKILL cannot be handled: exit 0 means it finished before our kill landed.
     finished_anyway = exit_code == 0 and shard.killed_for in ("oom", "cancel")
     killed_for = None if finished_anyway else shard.killed_for
@@ -55,3 +58,12 @@ def _outcome(request: JobRequest, shard: Shard, status: int, usage: Any, duratio
     return ShardOutcome(index=shard.index, exit_code=exit_code, signal=signum, peak_rss_mib=round(peak, 1),
                         duration_s=round(duration, 3), failure=failure, reason=reason, stderr_tail=tail), peak
 
+
+def _reported_peak(shard: Shard, usage: Any) -> float:
+    """The worker's own peak (VmHWM, written at its exit); else the kernel's ru_maxrss, which starts at
+    the peak of this process that spawned it (Linux keeps it across exec): too high, never too low."""
+    reported = read_peak(shard.peak_file) if shard.peak_file else None
+    if shard.peak_file:
+        with contextlib.suppress(OSError):
+            os.unlink(shard.peak_file)
+    return reported if reported else usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux

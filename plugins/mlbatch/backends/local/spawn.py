@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -90,6 +91,7 @@ class Shard:
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
     readers: list[threading.Thread] = field(default_factory=list)
     peak_mib: float = 0.0
+    peak_file: str | None = None  # where the worker writes its own peak at exit (wire.PEAK_FILE)
     # Why we killed it, if we did: "oom", "timeout" or "cancel".
     killed_for: str | None = None
 
@@ -105,10 +107,12 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
     argv = worker_argv(request)
     started = time.monotonic()
     privacy.hide_from_children()
+    env = worker_env(request, index)
+    env[wire.PEAK_FILE] = peak_file = _peak_file()
     try:
         process = subprocess.Popen(
             argv,
-            env=worker_env(request, index),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -118,6 +122,7 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
         )
     except (OSError, subprocess.SubprocessError) as exc:
         lease.release()
+        os.unlink(peak_file)
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return ShardOutcome(index=index, duration_s=time.monotonic() - started, failure=FailureClass.infrastructure,
                             reason=f"could not start {argv[0]!r}: {detail}")
@@ -126,7 +131,8 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
         tree: psutil.Process | None = psutil.Process(process.pid)
     except psutil.Error:
         tree = None
-    shard = Shard(index=index, prefix=prefix, process=process, lease=lease, started=started, tree=tree)
+    shard = Shard(index=index, prefix=prefix, process=process, lease=lease, started=started, tree=tree,
+                  peak_file=peak_file)
     emit(f"{prefix} started pid {process.pid}: {request.vcpu:g} vcpu, {format_mib(request.memory_mib)} memory budget")
     assert process.stdout is not None and process.stderr is not None
     for stream, tail in ((process.stdout, None), (process.stderr, shard.stderr_tail)):
@@ -135,6 +141,13 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
         reader.start()
         shard.readers.append(reader)
     return shard
+
+
+def _peak_file() -> str:
+    """An empty private file for the worker's peak (the rusage of a child starts at this process's peak)."""
+    handle, path = tempfile.mkstemp(prefix="mlbatch-peak-", suffix=".txt")
+    os.close(handle)
+    return path
 
 
 def _pump(stream: IO[bytes], prefix: str, tail: deque[str] | None, emit: Emit, wake: threading.Event) -> None:
