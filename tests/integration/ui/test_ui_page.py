@@ -15,7 +15,6 @@ from playwright.sync_api import expect
 
 from mlbatch.ui.advice import StepUse, advice
 from tests.integration.airflow_stack import http, wait_for
-from tests.integration.browser import headless_chromium, chromium_or_skip
 from tests.integration.ui.test_ui_and_cron import STEPS, _screenshot
 
 pytestmark = pytest.mark.slow
@@ -39,7 +38,7 @@ def second_run(stack, training_run) -> str:
     return SECOND_RUN
 
 
-def test_without_a_session_the_page_and_its_api_refuse(stack, training_run):
+def test_without_a_session_the_page_and_its_api_refuse(stack, training_run, page):
     for path in ("/mlbatch/", "/mlbatch/batches/churn_training", f"/mlbatch/batches/churn_training/runs/{training_run}",
                  "/mlbatch/api/batches/churn_training"):
         for token in (None, "not-a-token"):
@@ -47,11 +46,17 @@ def test_without_a_session_the_page_and_its_api_refuse(stack, training_run):
                 http("GET", stack.url + path, token=token)
             assert refused.value.code in (401, 403), (path, token, refused.value.code)
     assert http("GET", stack.url + "/mlbatch/api/batches/churn_training", token=stack.token)["dag_id"] == "churn_training"
-    with headless_chromium(chromium_or_skip()) as browser:  # a browser that never logged in
-        visit = browser.new_page()
+    # The browser without its session (one Playwright per thread: the logged-in browser's, its cookies put back)
+    session = page.context.cookies()
+    page.context.clear_cookies()
+    try:
+        visit = page.context.new_page()
         response = visit.goto(f"{stack.url}/mlbatch/batches/churn_training/runs/{training_run}")
         assert response.status in (401, 403)
         expect(visit.get_by_test_id("steps")).to_have_count(0)
+        visit.close()
+    finally:
+        page.context.add_cookies(session)
 
 
 def test_the_page_shows_each_step_of_the_run_with_its_numbers(stack, training_run, page, tmp_path_factory):
