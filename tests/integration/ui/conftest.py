@@ -54,12 +54,17 @@ def training_run(stack, cron_unpaused_at) -> str:
     churn_scoring, which waits for its model (a paused DAG is not queued by an asset event)."""
     for dag_id in ("churn_scoring", "churn_training"):
         stack.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-    triggered = stack.cli("dags", "trigger", "churn_training", "--run-id", RUN_ID)
+    return run_to_success(stack, "churn_training", RUN_ID)
+
+
+def run_to_success(stack, dag_id: str, run_id: str) -> str:
+    """Trigger a run from the CLI, wait for it through the REST API, and hold that it succeeded."""
+    triggered = stack.cli("dags", "trigger", dag_id, "--run-id", run_id)
     assert triggered.returncode == 0, triggered.stdout + triggered.stderr
-    path = f"/api/v2/dags/churn_training/dagRuns/{RUN_ID}"
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
     assert wait_for(lambda: stack.api("GET", path)["state"] in ("success", "failed"), within_s=300)
     assert stack.api("GET", path)["state"] == "success"
-    return RUN_ID
+    return run_id
 
 
 @pytest.fixture(scope="package")

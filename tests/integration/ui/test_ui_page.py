@@ -14,7 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from mlbatch.ui.advice import StepUse, advice
-from tests.integration.airflow_stack import http, wait_for
+from tests.integration.airflow_stack import http
+from tests.integration.ui.conftest import run_to_success
 from tests.integration.ui.test_ui_and_cron import STEPS, _screenshot
 
 pytestmark = pytest.mark.slow
@@ -30,12 +31,7 @@ def _summary(stack, run_id: str, step: str) -> dict:
 @pytest.fixture(scope="module")
 def second_run(stack, training_run) -> str:
     """Another run of churn_training (its steps hit the cache of the first): a second point on the chart."""
-    triggered = stack.cli("dags", "trigger", "churn_training", "--run-id", SECOND_RUN)
-    assert triggered.returncode == 0, triggered.stdout + triggered.stderr
-    path = f"/api/v2/dags/churn_training/dagRuns/{SECOND_RUN}"
-    assert wait_for(lambda: stack.api("GET", path)["state"] in ("success", "failed"), within_s=300)
-    assert stack.api("GET", path)["state"] == "success"
-    return SECOND_RUN
+    return run_to_success(stack, "churn_training", SECOND_RUN)
 
 
 def test_without_a_session_the_page_and_its_api_refuse(stack, training_run, page):
