@@ -105,9 +105,8 @@ def test_a_broken_spec_breaks_only_its_own_dag(tmp_path):
 
 def test_a_batch_of_a_worker_package_parses_without_its_function_or_heavy_libraries(tmp_path):
     """Only the package's catalogue and params model are read at parse (pandas is in its function)."""
-    from tests.worker_packages import install_example
+    from tests.worker_packages import example_installed
 
-    install_example()
     write_batch(tmp_path, "quality_batch", """
         steps:
           features: {run: features.synthetic, params: {rows: 100}}
@@ -115,8 +114,9 @@ def test_a_batch_of_a_worker_package_parses_without_its_function_or_heavy_librar
     """)
     code = ("import runpy, sys, json; runpy.run_path(sys.argv[1]);"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('mlbatch_quality', 'pandas'))))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "quality_batch.py")], check=True,
-                         capture_output=True, text=True, cwd=PROJECT)
+    with example_installed():  # the parse's own process finds it through PYTHONPATH
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "quality_batch.py")], check=True,
+                             capture_output=True, text=True, cwd=PROJECT)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [
         "mlbatch_quality", "mlbatch_quality.catalogue", "mlbatch_quality.params"]
 

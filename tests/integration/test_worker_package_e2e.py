@@ -1,4 +1,4 @@
-"""A worker of one's own package (examples/worker-package, installed with pip install -e) linted and
+"""A worker of one's own package (examples/worker-package, installed into a folder of its own) linted and
 run through real Airflow on the local backend: sharded, gated on its metric, cached."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from mlbatch.cli.report import collect
 from mlbatch.spec.lint import lint_file
 from tests.integration.airflow_run import dags_test, migrate_db, write_batch
-from tests.worker_packages import install_example
+from tests.worker_packages import example_installed
 from workers import artifacts
 
 pytestmark = pytest.mark.slow
@@ -32,8 +32,9 @@ BATCH = """
 
 @pytest.fixture(scope="module", autouse=True)
 def _setup():
-    install_example()
-    migrate_db()
+    with example_installed():  # here and in the Airflow processes the tests start
+        migrate_db()
+        yield
 
 
 def test_a_package_worker_lints_runs_sharded_gates_and_caches_through_airflow(tmp_path):
