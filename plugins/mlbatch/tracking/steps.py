@@ -6,7 +6,8 @@ import threading
 from typing import Any
 
 from mlbatch.tracking.content import StepRecord
-from mlbatch.tracking.store import artifact_location, open_command, run_page, scrub, shown, store_lock, tracking_uri
+from mlbatch.tracking.store import (artifact_location, open_command, open_hint, run_page, scrub, shown, store_lock,
+                                    tracking_uri)
 
 
 def preload() -> threading.Thread:
@@ -73,6 +74,6 @@ def _track(record: StepRecord, uri: str, root: str, cache_hit: bool, log: Any) -
     where = {"tracking_uri": shown(uri), "experiment_id": experiment, "run_id": run_id, "computed_by": computed_by,
              "open": open_command(uri), "page": run_page(uri, experiment, run_id)}
     verb = "computed by Airflow run %s, logged as" % computed_by if cache_hit else "logged as"
-    log.info("MLflow: step %s %s run %s (experiment %s) in %s; open it with: %s, then %s",
-             record.step, verb, run_id, record.dag_id, shown(uri), where["open"], where["page"])
+    log.info("MLflow: step %s %s run %s (experiment %s) in %s; %s",
+             record.step, verb, run_id, record.dag_id, shown(uri), open_hint(uri, where["page"]))
     return where

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Iterator
 
 LOCK_TIMEOUT_S = 120.0
+# the address of the MLflow UI that `mlbatch up` serves for the local store (cli/mlflow_ui.py sets it)
+SERVED_UI_ENV = "MLBATCH_MLFLOW_UI"
+# `mlflow ui`'s own address, where a person starts it by hand
+DEFAULT_UI = "http://127.0.0.1:5000"
 
 
 def tracking_uri(root: str) -> str | None:
@@ -50,18 +54,31 @@ def scrub(text: str, uri: str) -> str:
 
 
 def open_command(uri: str) -> str:
-    """How a person looks at the runs."""
+    """How a person looks at the runs: the tracking server's address; for the local store, the UI
+    `mlbatch up` serves, else the command that serves it (the project's mlflow-skinny has no web
+    pages: `mlflow ui` needs the full package)."""
     uri = shown(uri)
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+    if served := os.environ.get(SERVED_UI_ENV):
+        return f"open {served} in a browser (MLflow's UI, served by `mlbatch up`)"
+    return (f"mlflow ui --backend-store-uri {uri} (the full mlflow package: pip install mlflow, "
+            "in an environment of its own; `mlbatch up` serves this UI itself)")
+
+
+def open_hint(uri: str, page: str) -> str:
+    """The task log's words on where a run is: its page, and the command to run first where no UI
+    serves it yet."""
+    if uri.startswith(("http://", "https://")) or os.environ.get(SERVED_UI_ENV):
+        return f"its page: {page}"
+    return f"open it with: {open_command(uri)}, then {page}"
 
 
 def run_page(uri: str, experiment: str, run: str) -> str:
     """The run's page: on the server, or on the local UI `mlbatch up` serves (MLBATCH_MLFLOW_UI; by
     default `mlflow ui`'s own address)."""
     uri = shown(uri)
-    local = os.environ.get("MLBATCH_MLFLOW_UI") or "http://127.0.0.1:5000"
+    local = os.environ.get(SERVED_UI_ENV) or DEFAULT_UI
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else local.rstrip("/")
     return f"{base}/#/experiments/{experiment}/runs/{run}"
 

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from mlbatch.tracking import runs
 from mlbatch.tracking.content import StepRecord
 from mlbatch.tracking.steps import track_step
-from mlbatch.tracking.store import open_command, shown, store_lock, tracking_uri
+from mlbatch.tracking.store import open_command, open_hint, run_page, shown, store_lock, tracking_uri
 from tests.unit.workers.steps import run_step
 from workers import artifacts
 
@@ -68,7 +68,27 @@ def test_default_store_is_sqlite_under_the_artifact_root_and_the_env_overrides(t
     assert tracking_uri("s3://bucket/artifacts") is None  # no local file for SQLite: needs a server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
     assert tracking_uri(str(tmp_path)) == "http://mlflow.internal:5000"
-    assert open_command("sqlite:////x/mlflow.db") == "mlflow ui --backend-store-uri sqlite:////x/mlflow.db"
+
+
+def test_without_a_served_ui_the_hint_is_the_command_that_serves_one(monkeypatch):
+    monkeypatch.delenv("MLBATCH_MLFLOW_UI", raising=False)
+    command = open_command("sqlite:////x/mlflow.db")
+    # the project's mlflow-skinny has no web pages: the full package serves them
+    assert command.startswith("mlflow ui --backend-store-uri sqlite:////x/mlflow.db (the full mlflow package: "
+                              "pip install mlflow")
+    assert "`mlbatch up` serves this UI itself" in command
+    assert open_hint("sqlite:////x/mlflow.db", "P") == f"open it with: {command}, then P"
+
+
+def test_where_mlbatch_up_serves_the_ui_the_hint_is_its_address(monkeypatch):
+    monkeypatch.setenv("MLBATCH_MLFLOW_UI", "http://127.0.0.1:5123")
+    assert open_command("sqlite:////x/mlflow.db") == (
+        "open http://127.0.0.1:5123 in a browser (MLflow's UI, served by `mlbatch up`)")
+    page = run_page("sqlite:////x/mlflow.db", "1", "r")
+    assert page == "http://127.0.0.1:5123/#/experiments/1/runs/r"
+    assert open_hint("sqlite:////x/mlflow.db", page) == f"its page: {page}"
+    # a tracking server serves its own UI, wherever mlbatch up runs
+    assert open_command("https://u:pw@ml.example.com") == "open https://u:***@ml.example.com in a browser"
 
 
 def test_train_step_becomes_a_nested_run_with_params_fold_metrics_model_and_tags(steps, root):
@@ -99,6 +119,14 @@ def test_train_step_becomes_a_nested_run_with_params_fold_metrics_model_and_tags
     files = {f.path for f in client.list_artifacts(run.info.run_id, "model/shard-00001")}
     assert files == {"model/shard-00001/model.joblib"}
     assert "mlflow ui --backend-store-uri sqlite:///" in where["open"]
+
+
+def test_the_task_log_links_the_run_on_the_ui_mlbatch_up_serves(steps, root, monkeypatch, caplog):
+    monkeypatch.setenv("MLBATCH_MLFLOW_UI", "http://127.0.0.1:5123")
+    with caplog.at_level(logging.INFO):
+        where = track_step(_record(steps, "train", "k-train"), root=root, cache_hit=False, log=logging.getLogger("t"))
+    assert where["page"].startswith("http://127.0.0.1:5123/#/experiments/")
+    assert f"; its page: {where['page']}" in caplog.text and "mlflow ui" not in caplog.text
 
 
 def test_ensemble_run_has_the_plots_and_shares_the_parent(steps, root):
