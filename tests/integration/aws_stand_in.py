@@ -6,7 +6,7 @@ step would "succeed" without writing an output. The server runs here in-process
 its no-Docker job hook is replaced by ContainerJobRunner, which does what a Batch host
 does: takes the job from RUNNABLE and runs it as a container of the worker image
 (tests/containers/run.py): the job definition's image (the deployment's ECR name maps to
-the image built from this checkout), the image's ENTRYPOINT and the submitted command, the
+the image built from this checkout, and `images` maps other references, a team's image, to local tags), the image's ENTRYPOINT and the submitted command, the
 definition's and the submission's environment (plus AWS_BATCH_JOB_ID and, for array
 children, AWS_BATCH_JOB_ARRAY_INDEX), its resourceRequirements as hard --cpus / --memory
 limits, on the host network so that S3 is moto's on 127.0.0.1. Its output goes to
@@ -243,19 +243,24 @@ class ContainerJobRunner:
 class AwsStandIn:
     """moto_server with Batch queues, a compute environment, S3 and logs, and ContainerJobRunner.
 
-    `worker_image` is the local tag every job of the deployment's image (REPOSITORY) runs."""
+    `worker_image` is the local tag every job of the deployment's image (REPOSITORY) runs; `images`, the
+    local tag of any other image reference a definition may name (a team's image in its own repository)."""
 
     def __init__(self, client: Any, worker_image: str) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.worker_image = worker_image
+        self.images: dict[str, str] = {}
         self.role = JobRoleCredentials()
         self.runner = ContainerJobRunner(client, self.image_for, self.worker_env(), self.role)
         self._server: Any = None
 
     def image_for(self, image: str) -> str | None:
         """The local image a definition's image runs as: every variant of the deployment's repository is the CPU
-        worker image built here (there is no GPU); anything else cannot be pulled."""
+        worker image built here (there is no GPU); a reference in `images` is its local tag; anything else cannot
+        be pulled."""
+        if image in self.images:
+            return self.images[image]
         return self.worker_image if image.startswith(f"{REPOSITORY}:") else None
 
     def worker_env(self) -> dict[str, str]:
