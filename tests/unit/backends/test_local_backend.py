@@ -363,6 +363,41 @@ def test_an_exception_inside_run_leaves_no_worker_and_no_held_slot(tmp_path: Pat
         kill_leftover(worker)
 
 
+def test_an_interrupted_try_leaves_no_peak_file(tmp_path: Path) -> None:
+    # abandoned mid-flight, no worker exits to report its peak: the try's folder goes with the try
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    pathfile = tmp_path / "peak.path"
+    code = (write_atomically(pathfile) + "import os, time\npublish(os.environ['MLBATCH_PEAK_FILE'])\n"
+            "time.sleep(60)\n")
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    # the alarm once the worker runs (a timer could ring before it started on a busy machine)
+    alarm = threading.Thread(target=lambda: (wait_for_file(pathfile), os.kill(os.getpid(), signal.SIGALRM)))
+    alarm.start()
+    try:
+        with pytest.raises(Interrupted):
+            LocalBackend(log=Log(), slots=LocalSlots(1, tmp_path / "slots")).run(request([sys.executable, "-c", code]))
+    finally:
+        alarm.join()
+        signal.signal(signal.SIGALRM, previous)
+    peak = Path(pathfile.read_text())
+    assert peak.name.startswith("mlbatch-peak-")
+    assert not peak.exists() and not peak.parent.exists()
+
+
+def test_a_finished_try_leaves_no_folder_of_its_own(slots: LocalSlots) -> None:
+    log = Log()
+    result = run(request(py("import os; print('peak at', os.environ['MLBATCH_PEAK_FILE'])")), slots, log)
+    assert result.ok
+    [line] = [line for line in log.lines if "peak at" in line]
+    peak = Path(line.split("peak at ", 1)[1])
+    assert peak.parent.name.startswith("mlbatch-try-") and not peak.parent.exists()
+
+
 def test_a_cancelled_backend_starts_nothing(slots: LocalSlots) -> None:
     backend = LocalBackend(log=Log(), slots=slots)
     backend.cancel()

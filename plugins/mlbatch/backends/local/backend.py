@@ -49,8 +49,8 @@ class LocalBackend(SingleRunBackend):
                 f"{request.name}: running shards {encode_ranges(request.indices)} of {request.shard_count} "
                 f"as local processes ({request.vcpu:g} vcpu, {format_mib(request.memory_mib)} each)"
             )
-        runner = LocalRunner(request, self._groups, self._emit, self._wake)
         # Interrupted (Airflow's execution_timeout raises in this thread), the loop abandons
-        # every shard: no worker, zombie or held slot is left behind.
-        return ShardLoop(request, runner, slots, self._emit, self._cancelled, self._wake,
-                         self.term_grace_s).run(self.poll_interval_s)
+        # every shard: no worker, zombie, held slot or file of the try is left behind.
+        with LocalRunner(request, self._groups, self._emit, self._wake) as runner:
+            return ShardLoop(request, runner, slots, self._emit, self._cancelled, self._wake,
+                             self.term_grace_s).run(self.poll_interval_s)

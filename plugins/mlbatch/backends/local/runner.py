@@ -2,10 +2,15 @@
 
 The shared loop (mlbatch.backends.shard_loop) decides when; this says how: spawn (spawn.py),
 sample memory (watchdog.py), signal a process group, reap an exited leader (outcome.py).
+Used as a context manager: what the try's workers were given on disk (their peak files) lives in a
+folder of the try, removed when the try ends however it ends (done, cancelled, interrupted).
 """
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import tempfile
 import threading
 
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
@@ -23,9 +28,17 @@ class LocalRunner:
     def __init__(self, request: JobRequest, groups: ProcessGroups, emit: Emit, wake: threading.Event) -> None:
         self.request, self.groups, self.emit, self.wake = request, groups, emit, wake
         self.shards: dict[int, Shard] = {}
+        self.scratch = tempfile.mkdtemp(prefix="mlbatch-try-")
+        os.chmod(self.scratch, 0o711)  # not listable; a worker under another uid still reaches its own file
+
+    def __enter__(self) -> LocalRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)  # a file an abandoned worker never reported
 
     def launch(self, index: int, lease: SlotLease) -> ShardOutcome | None:
-        started = spawn(self.request, index, lease, self.groups, self.emit, self.wake)
+        started = spawn(self.request, index, lease, self.groups, self.emit, self.wake, self.scratch)
         if isinstance(started, ShardOutcome):
             return started
         self.shards[index] = started

@@ -101,14 +101,14 @@ class Shard:
 
 
 def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGroups, emit: Emit,
-          wake: threading.Event) -> Shard | ShardOutcome:
+          wake: threading.Event, peak_dir: str | None = None) -> Shard | ShardOutcome:
     """Start shard `index`, or say why it could not start (infrastructure; its lease released)."""
     prefix = shard_prefix(index, request.shard_count)
     argv = worker_argv(request)
     started = time.monotonic()
     privacy.hide_from_children()
     env = worker_env(request, index)
-    env[wire.PEAK_FILE] = peak_file = _peak_file()
+    env[wire.PEAK_FILE] = peak_file = _peak_file(peak_dir)
     try:
         process = subprocess.Popen(
             argv,
@@ -143,9 +143,9 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
     return shard
 
 
-def _peak_file() -> str:
+def _peak_file(folder: str | None) -> str:
     """An empty private file for the worker's peak (the rusage of a child starts at this process's peak)."""
-    handle, path = tempfile.mkstemp(prefix="mlbatch-peak-", suffix=".txt")
+    handle, path = tempfile.mkstemp(prefix="mlbatch-peak-", suffix=".txt", dir=folder)
     os.close(handle)
     return path
 
