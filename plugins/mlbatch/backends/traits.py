@@ -41,7 +41,7 @@ BACKEND_INFO: dict[str, BackendInfo] = {info.name: info for info in (
     BackendInfo("local", "mlbatch.backends.local:LocalBackend", on_this_machine=True, in_containers=False,
                 needs_object_store=False, bills_gpu=False, pool=LOCAL_POOL),
     BackendInfo("docker", "mlbatch.backends.docker:DockerBackend", on_this_machine=False, in_containers=True,
-                needs_object_store=False, bills_gpu=True),
+                needs_object_store=False, bills_gpu=True, spec_checks="mlbatch.backends.shared_paths:spec_checks"),
     BackendInfo("batch", "mlbatch.backends.aws_batch.backend:AwsBatchBackend", on_this_machine=False,
                 in_containers=True, needs_object_store=True, bills_gpu=True, priced_as="ec2",
                 spec_checks="mlbatch.backends.aws_batch.spec_checks:spec_checks"),

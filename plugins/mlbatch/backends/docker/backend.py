@@ -21,6 +21,7 @@ from mlbatch.backends.docker.runner import ContainerRunner
 from mlbatch.backends.failures import FailureClass, format_mib
 from mlbatch.backends.jobs import JobRequest, JobResult, ShardOutcome
 from mlbatch.backends.shard_loop import ShardLoop
+from mlbatch.backends.shared_paths import unshared_source_problem
 from mlbatch.backends.single_run import SingleRunBackend
 from mlbatch.backends.slots import LocalSlots, default_capacity
 from mlbatch.backends.traits import backend_info, unseen_disk_problem
@@ -66,7 +67,8 @@ class DockerBackend(SingleRunBackend):
             slots = self._slots if self._slots is not None else engine_client.host_slots(settings.host, host.cpus)
             root = request.env.get(wire.ARTIFACTS, "")
             remote_host = None if engine_client.is_local(settings.host) else engine_client.where(settings.host)
-            if problem := unseen_disk_problem(backend_info("docker"), root, remote_host=remote_host):
+            if problem := (unseen_disk_problem(backend_info("docker"), root, remote_host=remote_host)
+                           or unshared_source_problem(request)):
                 from mlbatch.settings import SettingsError
 
                 raise SettingsError(problem)

@@ -18,7 +18,6 @@ from mlbatch.backends.jobs import JobRequest
 
 IMAGE_USER = "10001:10001"  # the worker image's own user (Dockerfile.worker)
 SCRATCH = "/tmp"  # the only writable place besides the shard folder; HOME too, for library caches
-_FILE_INPUT = ("mlbatch_input", "file")  # workers/params.py marks params read as a file this way
 
 
 def container_user(artifacts: Path | None, configured: str | None) -> str:
@@ -69,26 +68,13 @@ def shard_folder(request: JobRequest, index: int) -> Path | None:
 
 def local_sources(request: JobRequest) -> list[tuple[str, Path]]:
     """(as written, resolved path) of every existing local file the worker's params read directly."""
-    step = step_request_of(request)
-    try:
-        from workers.registry import get_worker
+    from mlbatch.backends.shared_paths import local_file_params
 
-        fields = get_worker(str(step.get("worker"))).params.model_fields
-    except Exception:  # not a worker of this checkout: nothing known to mount
-        return []
-    params = step.get("params") or {}
-    found = []
-    for name, field in fields.items():
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        value = params.get(name)
-        if extra.get(_FILE_INPUT[0]) != _FILE_INPUT[1] or not isinstance(value, str):
-            continue
-        if "://" in value and not value.startswith("file://"):
-            continue  # an object store: reached over the network, not mounted
-        path = Path(value.removeprefix("file://"))
-        if path.exists():  # a missing file is left to the worker, which reports it as bad input
-            found.append((value, path.resolve()))
-    return found
+    step = step_request_of(request)
+    paths = [(value, Path(value.removeprefix("file://")))
+             for _, value in local_file_params(str(step.get("worker")), step.get("params") or {})]
+    # a missing file is left to the worker, which reports it as bad input
+    return [(value, path.resolve()) for value, path in paths if path.exists()]
 
 
 def volumes(request: JobRequest, index: int, artifacts: Path | None) -> dict[str, dict[str, str]]:
