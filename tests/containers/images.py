@@ -87,10 +87,11 @@ def local_wheels() -> list[Path]:
     return sorted(WHEELS.glob("*.whl")) if WHEELS.is_dir() else []
 
 
-def context_files(root: Path = PROJECT) -> dict[str, Path]:
+def context_files(root: Path | None = None) -> dict[str, Path]:
     """Build context path -> file: Dockerfile.worker, requirements-worker.txt, workers/ and the local wheels.
 
-    `root`: the checkout they come from (the benchmark's changed copy of workers/)."""
+    `root`: the checkout they come from (default: this one; the benchmark's changed copy of workers/)."""
+    root = root or PROJECT
     files = {DOCKERFILE: root / DOCKERFILE, "requirements-worker.txt": root / "requirements-worker.txt"}
     for path in sorted((root / "workers").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
@@ -170,7 +171,7 @@ def ensure_worker(client: Any, base: str, log: Callable[[str], None] = lambda li
     return tag
 
 
-def _context_tar(root: Path = PROJECT) -> io.BytesIO:
+def _context_tar(root: Path | None = None) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         if not local_wheels():  # the folder must exist for COPY even when nothing is in it
@@ -185,7 +186,7 @@ def _context_tar(root: Path = PROJECT) -> io.BytesIO:
 
 
 def build(client: Any, tag: str, args: dict[str, str], log: Callable[[str], None], nocache: bool = False,
-          root: Path = PROJECT) -> None:
+          root: Path | None = None) -> None:
     """Build Dockerfile.worker of `root` with `args` on the host network; raise ImageBuildError with the log's tail."""
     lines: list[str] = []
     stream = client.api.build(fileobj=_context_tar(root), custom_context=True, dockerfile=DOCKERFILE, tag=tag,
