@@ -33,11 +33,14 @@ MEASURES = (
     "a live job or task to reattach to) and the provider's "
     "BatchOperator (deferrable=False, its defaults: a random 1-10 s delay before each status poll) and "
     "EcsRunTaskOperator (deferrable=False, its waiter's 6 s delay), with the same definitions, command and "
-    "environment. Wall time from a new backend or operator to the end of the step; AWS API calls of the step by "
+    "environment; then each deferred: the task's part, the trigger run to its event in this process (as the "
+    "triggerer runs it) and the resumed task's part (the provider's BatchOperator at poll_interval={slow}, its "
+    "EcsRunTaskOperator at its defaults). Wall time from a new backend or operator to the end of the step; AWS API calls of the step by "
     "operation (all clients, the logs too)."
 )
 RUNS = 3
-SIDES = ("mlbatch_batch", "mlbatch_batch_slow", "provider_batch", "mlbatch_ecs", "mlbatch_ecs_slow", "provider_ecs")
+SIDES = ("mlbatch_batch", "mlbatch_batch_slow", "provider_batch", "mlbatch_batch_deferred", "provider_batch_deferred",
+         "mlbatch_ecs", "mlbatch_ecs_slow", "provider_ecs", "mlbatch_ecs_deferred", "provider_ecs_deferred")
 SLOW_POLL_S = 5  # mlbatch polling about as often as the provider's operators do
 MEASURES = MEASURES.format(runs=RUNS, slow=SLOW_POLL_S)
 
@@ -75,7 +78,11 @@ def table(result: dict) -> tuple[list[str], list[list[object]]]:
               "provider_batch": "provider BatchOperator (deferrable=False)",
               "mlbatch_ecs": "**mlbatch EcsBackend.run**, poll 0.3 s",
               "mlbatch_ecs_slow": f"**mlbatch EcsBackend.run**, poll {SLOW_POLL_S} s",
-              "provider_ecs": "provider EcsRunTaskOperator (deferrable=False)"}
+              "provider_ecs": "provider EcsRunTaskOperator (deferrable=False)",
+              "mlbatch_batch_deferred": f"**mlbatch Batch, deferred** (submit, trigger, resume), poll {SLOW_POLL_S} s",
+              "provider_batch_deferred": f"provider BatchOperator (deferrable=True, poll_interval={SLOW_POLL_S})",
+              "mlbatch_ecs_deferred": f"**mlbatch ECS, deferred** (submit, trigger, resume), poll {SLOW_POLL_S} s",
+              "provider_ecs_deferred": "provider EcsRunTaskOperator (deferrable=True, its 6 s waiter delay)"}
     rows: list[list[object]] = []
     for side in SIDES:
         s = result[side]
@@ -101,7 +108,9 @@ def _rounds(sides: dict[str, Callable[[int], None]]) -> dict[str, list[dict]]:
 
 @contextmanager
 def counted_calls() -> Iterator[Counter]:
-    """Every AWS API operation any botocore client of this process calls meanwhile (before its retries)."""
+    """Every AWS API operation any botocore client of this process calls meanwhile (before its retries), the
+    triggers' async (aiobotocore) clients too."""
+    from aiobotocore.client import AioBaseClient
     from botocore.client import BaseClient
 
     calls: Counter[str] = Counter()
@@ -111,11 +120,18 @@ def counted_calls() -> Iterator[Counter]:
         calls[operation_name] += 1
         return original(self, operation_name, api_params)
 
+    async def counted_async(self: Any, operation_name: str, api_params: dict) -> Any:
+        calls[operation_name] += 1
+        return await original_async(self, operation_name, api_params)
+
+    original_async = AioBaseClient._make_api_call
     BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    AioBaseClient._make_api_call = counted_async  # type: ignore[method-assign]
     try:
         yield calls
     finally:
         BaseClient._make_api_call = original  # type: ignore[method-assign]
+        AioBaseClient._make_api_call = original_async  # type: ignore[method-assign]
 
 
 def _sides(settings_file: Path) -> dict[str, Callable[[int], None]]:
@@ -149,6 +165,10 @@ def _sides(settings_file: Path) -> dict[str, Callable[[int], None]]:
             "provider_batch": lambda i: provider_batch(settings, request("provider-batch", i)),
             "mlbatch_ecs": through(EcsBackend, "mlbatch-ecs"),
             "mlbatch_ecs_slow": through(EcsBackend, "mlbatch-ecs-slow", slow_settings),
+            "mlbatch_batch_deferred": lambda i: deferred(AwsBatchBackend, slow_settings, request("mlbatch-batch-d", i)),
+            "provider_batch_deferred": lambda i: provider_batch(settings, request("provider-batch-d", i), deferrable=True),
+            "mlbatch_ecs_deferred": lambda i: deferred(EcsBackend, slow_settings, request("mlbatch-ecs-d", i)),
+            "provider_ecs_deferred": lambda i: provider_ecs(settings, request("provider-ecs-d", i), deferrable=True),
             "provider_ecs": lambda i: provider_ecs(settings, request("provider-ecs", i))}
 
 
@@ -162,7 +182,43 @@ class _TaskInstance:
         self.xcom[key] = value
 
 
-def provider_batch(settings: Any, request: Any) -> None:
+def first_event(trigger: Any) -> dict:
+    """What the triggerer does with a deferred task's trigger: run it until its first event (its payload)."""
+    import asyncio
+
+    async def run() -> dict:
+        async for event in trigger.run():
+            return event.payload
+        raise RuntimeError(f"{type(trigger).__name__} ended without an event")
+
+    return asyncio.run(run())
+
+
+def deferred(backend_type: type, settings: Any, request: Any) -> None:
+    """A deferrable mlbatch step: submit in the task, wait in the trigger, collect in the resumed task."""
+    from mlbatch.backends.protocols import Progress
+
+    lines: list[str] = []
+    keyed = request.model_copy(update={"identity": f"{request.name}-{time.time_ns()}"})
+    handle = backend_type(log=lines.append, settings=settings).submit(keyed)
+    event = first_event(backend_type(log=lines.append, settings=settings).trigger(handle))
+    result = backend_type(log=lines.append, settings=settings).finish(handle, Progress(event["state"]))
+    if not result.ok:
+        raise RuntimeError(f"deferred no-op step failed through {backend_type.__name__}:\n" + result.failure_report())
+
+
+def _execute(operator: Any) -> None:
+    """execute(), and where it defers, the trigger to its event and execute_complete(), as Airflow would."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    context = {"ti": _TaskInstance()}
+    try:
+        operator.execute(context)
+    except TaskDeferred as deferral:
+        getattr(operator, deferral.method_name)(context, first_event(deferral.trigger))
+
+
+def provider_batch(settings: Any, request: Any, deferrable: bool = False) -> None:
     from airflow.providers.amazon.aws.operators.batch import BatchOperator
 
     from mlbatch.backends.aws_batch.definitions import definition_name
@@ -172,11 +228,12 @@ def provider_batch(settings: Any, request: Any) -> None:
                            spot_retries=0, map_uri=None)
     operator = BatchOperator(task_id="noop", job_name=args["jobName"], job_queue=args["jobQueue"],
                              job_definition=args["jobDefinition"], container_overrides=args["containerOverrides"],
-                             aws_conn_id=settings.aws.conn_id, region_name=settings.aws.region, deferrable=False)
-    operator.execute({"ti": _TaskInstance()})
+                             aws_conn_id=settings.aws.conn_id, region_name=settings.aws.region,
+                             deferrable=deferrable, poll_interval=SLOW_POLL_S)
+    _execute(operator)
 
 
-def provider_ecs(settings: Any, request: Any) -> None:
+def provider_ecs(settings: Any, request: Any, deferrable: bool = False) -> None:
     from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 
     from mlbatch.backends.ecs.definitions import family
@@ -189,5 +246,5 @@ def provider_ecs(settings: Any, request: Any) -> None:
     operator = EcsRunTaskOperator(
         task_id="noop", cluster=args["cluster"], task_definition=args["taskDefinition"], overrides=args["overrides"],
         capacity_provider_strategy=args["capacityProviderStrategy"], network_configuration=args["networkConfiguration"],
-        aws_conn_id=settings.aws.conn_id, region=settings.aws.region, deferrable=False, wait_for_completion=True)
-    operator.execute({"ti": _TaskInstance()})
+        aws_conn_id=settings.aws.conn_id, region=settings.aws.region, deferrable=deferrable, wait_for_completion=True)
+    _execute(operator)

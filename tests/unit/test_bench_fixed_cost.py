@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.docker_overhead import api_kind, by_kind, cli_flags
 from bench.image_rebuild import CHANGED, change, copy_checkout, slowest_steps
 from mlbatch.backends.docker.config import HostFacts, container_kwargs
@@ -58,3 +60,21 @@ def test_the_rebuild_changes_one_file_of_a_copy_never_the_checkout(tmp_path: Pat
     assert (PROJECT / CHANGED).read_text() == before
     assert first.startswith(before) and first != before and (checkout / CHANGED).read_text() != first
     assert (checkout / "Dockerfile.worker").is_file() and not list(checkout.rglob("__pycache__"))
+
+
+def test_a_trigger_runs_to_its_first_event_as_the_triggerer_would_run_it():
+    from airflow.triggers.base import TriggerEvent
+
+    from bench.aws_peers import first_event
+
+    class Trigger:
+        def __init__(self, events):
+            self.events = events
+
+        async def run(self):
+            for payload in self.events:
+                yield TriggerEvent(payload)
+
+    assert first_event(Trigger([{"state": "finished"}, {"state": "never read"}])) == {"state": "finished"}
+    with pytest.raises(RuntimeError, match="Trigger ended without an event"):
+        first_event(Trigger([]))
