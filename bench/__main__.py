@@ -1,7 +1,7 @@
 """`python -m bench [NAME ...]`: run the benchmarks, print them, record them.
 
 Writes the run at the top of docs/benchmarks.md and its raw figures to
-bench/results/<UTC time>.json. Names: parse, overhead, shards, aws_batch, embed, tabular, images, waiting, tracking, worker_start (default: all).
+bench/results/<UTC time>.json. Names: parse, overhead, shards, aws_batch, embed, tabular, images, waiting, tracking, worker_start, docker_overhead, image_rebuild, aws_peers (default: all).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from bench import machine, report
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("parse", "overhead", "shards", "aws_batch", "embed", "tabular", "images", "waiting", "tracking",
-              "worker_start")
+              "worker_start", "docker_overhead", "image_rebuild", "aws_peers")
 DOCS = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "results"
 

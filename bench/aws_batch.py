@@ -24,8 +24,9 @@ import os
 import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from bench.stats import median, ms, p90
 from workers import wire
@@ -72,12 +73,24 @@ def run() -> dict:
         raise RuntimeError(f"no Docker engine: {images.ENABLE_HINT}")
     _, worker = images.ensure_images(client)
     result: dict[str, Any] = {"payload": payload_sizes(), "collect": collect_times()}
-    saved = dict(os.environ)
-    chatty = logging.getLogger("botocore.credentials")  # "Found credentials in environment variables" per client
-    level = chatty.level
-    chatty.setLevel(logging.WARNING)
-    stand_in = AwsStandIn(client, worker)
     began = time.perf_counter()
+    with on_stand_in(AwsStandIn(client, worker)) as (stand_in, settings_file):
+        result["stand_in_start_s"] = time.perf_counter() - began
+        result["noop"] = noop_overhead(settings_file)
+        result["submit"] = real_submit(stand_in, settings_file)
+    return result
+
+
+@contextmanager
+def on_stand_in(stand_in: Any, quiet: tuple[str, ...] = ()) -> Iterator[tuple[Any, Path]]:
+    """The stand-in started, the project's definitions deployed on it, this process's environment and settings
+    pointing at it; (stand-in, settings file). `quiet`: loggers held at WARNING meanwhile."""
+    saved = dict(os.environ)
+    # botocore's "Found credentials in environment variables" per client, and the callers' own chatty ones
+    chatty = [logging.getLogger(name) for name in ("botocore.credentials", *quiet)]
+    levels = [logger.level for logger in chatty]
+    for logger in chatty:
+        logger.setLevel(logging.WARNING)
     try:
         stand_in.start()
         with tempfile.TemporaryDirectory(prefix="mlbatch-bench-aws-") as tmp:
@@ -86,15 +99,13 @@ def run() -> dict:
             # before any hook exists: the Airflow connection and the artifact root point at the stand-in
             os.environ.update({**stand_in.airflow_env(), "MLBATCH_SETTINGS": str(settings_file)})
             _deploy()
-            result["stand_in_start_s"] = time.perf_counter() - began
-            result["noop"] = noop_overhead(settings_file)
-            result["submit"] = real_submit(stand_in, settings_file)
+            yield stand_in, settings_file
     finally:
         stand_in.stop()
         os.environ.clear()
         os.environ.update(saved)
-        chatty.setLevel(level)
-    return result
+        for logger, level in zip(chatty, levels):
+            logger.setLevel(level)
 
 
 def table(result: dict) -> tuple[list[str], list[list[object]]]:

@@ -87,12 +87,15 @@ def local_wheels() -> list[Path]:
     return sorted(WHEELS.glob("*.whl")) if WHEELS.is_dir() else []
 
 
-def context_files() -> dict[str, Path]:
-    """Build context path -> file: Dockerfile.worker, requirements-worker.txt, workers/ and the local wheels."""
-    files = {DOCKERFILE: PROJECT / DOCKERFILE, "requirements-worker.txt": PROJECT / "requirements-worker.txt"}
-    for path in sorted((PROJECT / "workers").rglob("*")):
+def context_files(root: Path | None = None) -> dict[str, Path]:
+    """Build context path -> file: Dockerfile.worker, requirements-worker.txt, workers/ and the local wheels.
+
+    `root`: the checkout they come from (default: this one; the benchmark's changed copy of workers/)."""
+    root = root or PROJECT
+    files = {DOCKERFILE: root / DOCKERFILE, "requirements-worker.txt": root / "requirements-worker.txt"}
+    for path in sorted((root / "workers").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            files[str(path.relative_to(PROJECT))] = path
+            files[str(path.relative_to(root))] = path
     for wheel in local_wheels():
         files[f"wheels/{wheel.name}"] = wheel
     return files
@@ -168,7 +171,7 @@ def ensure_worker(client: Any, base: str, log: Callable[[str], None] = lambda li
     return tag
 
 
-def _context_tar() -> io.BytesIO:
+def _context_tar(root: Path | None = None) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         if not local_wheels():  # the folder must exist for COPY even when nothing is in it
@@ -176,16 +179,17 @@ def _context_tar() -> io.BytesIO:
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
             tar.addfile(info)
-        for name, path in context_files().items():
+        for name, path in context_files(root).items():
             tar.add(str(path), arcname=name, recursive=False)
     buffer.seek(0)
     return buffer
 
 
-def build(client: Any, tag: str, args: dict[str, str], log: Callable[[str], None], nocache: bool = False) -> None:
-    """Build Dockerfile.worker with `args` on the host network; raise ImageBuildError with the log's tail."""
+def build(client: Any, tag: str, args: dict[str, str], log: Callable[[str], None], nocache: bool = False,
+          root: Path | None = None) -> None:
+    """Build Dockerfile.worker of `root` with `args` on the host network; raise ImageBuildError with the log's tail."""
     lines: list[str] = []
-    stream = client.api.build(fileobj=_context_tar(), custom_context=True, dockerfile=DOCKERFILE, tag=tag,
+    stream = client.api.build(fileobj=_context_tar(root), custom_context=True, dockerfile=DOCKERFILE, tag=tag,
                               buildargs=args, network_mode="host", rm=True, forcerm=True, nocache=nocache,
                               decode=True)
     for record in stream:

@@ -95,9 +95,6 @@ def test_a_job_starving_in_runnable_is_cancelled_with_the_compute_environments_r
 
 def test_on_kill_terminates_the_submitted_job(stubbed):
     hook, stubber = stubbed
-    stubber.add_response("describe_job_definitions", {"jobDefinitions": [
-        {"jobDefinitionName": "mlbatch-cpu", "jobDefinitionArn": "arn:d:1", "revision": 1, "type": "container"}]},
-        expected_params={"jobDefinitionName": "mlbatch-cpu", "status": "ACTIVE"})
     request = JobRequest(name="d.s", image="mlbatch-worker:cpu", command=["true"])
     stubber.add_response("submit_job", {"jobId": "j9", "jobName": "n"}, expected_params=submit_job_args(
         request, queue="cpu-q", job_definition="mlbatch-cpu", spot_retries=3))
@@ -107,3 +104,19 @@ def test_on_kill_terminates_the_submitted_job(stubbed):
     backend = AwsBatchBackend(log=lambda line: None, settings=settings, jobs=BatchJobs(None, None, hook=hook))
     backend.submit(request)
     backend.cancel()
+
+
+def test_the_definition_is_looked_up_only_when_submit_fails_and_a_missing_one_says_how_to_fix_it(stubbed):
+    from mlbatch.settings import SettingsError
+
+    hook, stubber = stubbed
+    request = JobRequest(name="d.s", image="mlbatch-worker:cpu", command=["true"])
+    stubber.add_client_error("submit_job", "ClientException", "Job definition mlbatch-cpu does not exist",
+                             expected_params=submit_job_args(request, queue="cpu-q", job_definition="mlbatch-cpu",
+                                                             spot_retries=3))
+    stubber.add_response("describe_job_definitions", {"jobDefinitions": []},
+                         expected_params={"jobDefinitionName": "mlbatch-cpu", "status": "ACTIVE"})
+    settings = Settings(batch=BatchSettings(queues={"cpu": "cpu-q"}))
+    backend = AwsBatchBackend(log=lambda line: None, settings=settings, jobs=BatchJobs(None, None, hook=hook))
+    with pytest.raises(SettingsError, match="job definition 'mlbatch-cpu' .* is not registered: run `mlbatch deploy"):
+        backend.submit(request)

@@ -17,6 +17,14 @@ LOG_TAIL_LINES = 20
 MAX_FAILED_LOGS = 20  # a 10,000-shard step that fails everywhere shows this many tails
 
 
+def last_lines(client: Any, group: str, stream: str) -> list[str]:
+    """The newest lines of a CloudWatch Logs stream in one GetLogEvents call: up to 10,000 lines or 1 MB, the
+    end of the log, which is what a task log and a failure's tail show (reading from the head takes a
+    second call just to learn that the stream ended)."""
+    response = client.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=False, limit=10_000)
+    return [event["message"] for event in response.get("events", [])]
+
+
 @dataclass(frozen=True)
 class FinishedShard:
     index: int

@@ -122,7 +122,10 @@ class PollingBackend(Generic[H]):
         return self.section.poll_interval.total_seconds()
 
     def run(self, request: JobRequest) -> JobResult:
-        return self.wait(self.submit(request))
+        handle = self.submit(request)
+        if not getattr(handle, "reattached", False):
+            self._sleep(self.poll_interval_s)  # what was submitted this instant has not ended: no look yet
+        return self.wait(handle)
 
     def wait(self, handle: H) -> JobResult:
         """Poll in this process until the try ends (or starves, or runs out of time), then collect it."""
@@ -158,6 +161,16 @@ class PollingBackend(Generic[H]):
             self.stop(self._handle, STOPPED_BY_AIRFLOW)
 
     # -- shared pieces for subclasses ----------------------------------------------------
+    def submit_checked(self, call: Callable[[], Any], name: str, image: str,
+                       lookup: Callable[[str], object]) -> Any:
+        """`call` (SubmitJob, RunTask); only when it fails is the definition looked up, to say when it is missing:
+        a step that submits fine makes no lookup call."""
+        try:
+            return call()
+        except Exception:
+            self.require_definition(name, image, lookup(name))
+            raise
+
     def require_definition(self, name: str, image: str, found: object) -> None:
         if found is None:
             raise SettingsError(

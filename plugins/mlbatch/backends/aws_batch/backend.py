@@ -64,7 +64,6 @@ class AwsBatchBackend(PollingBackend[BatchHandle]):
         role = request.queue or ("gpu" if request.gpu else "cpu")
         queue = self.settings.queue(role)
         definition = definition_name(request.image, self.settings)
-        self.require_definition(definition, request.image, self.jobs.active_definition(definition))
         name = job_name(request)
         live = self.jobs.find_live(queue, name, request.identity) if request.identity else None
         common = dict(job_name=name, queue=queue, name=request.name, shard_count=request.shard_count,
@@ -81,7 +80,8 @@ class AwsBatchBackend(PollingBackend[BatchHandle]):
         else:
             args = submit_job_args(request, queue=queue, job_definition=definition,
                                    spot_retries=self.settings.batch.spot_retries, map_uri=self._shard_map_file(request))
-            job_id = self.jobs.submit(args)
+            job_id = self.submit_checked(lambda: self.jobs.submit(args), definition, request.image,
+                                         self.jobs.active_definition)
             handle = BatchHandle(job_id=job_id, indices=request.indices, submitted_at=self._clock(), **common)
             shape = f"array job of {len(handle.indices)} children" if handle.is_array else "job"
             self.log_submission(request, f"submitted AWS Batch {shape} {job_id} ({name}) to queue {queue}")

@@ -13,9 +13,12 @@ from typing import Any, Callable, Iterator
 
 from mlbatch.backends.aws_batch.outcome import LIVE_STATUSES
 from mlbatch.backends.aws.conventions import TAG_PREFIX
+from mlbatch.backends.aws.logs import last_lines
 from mlbatch.backends.aws.throttle import call_with_backoff
 
 DESCRIBE_CHUNK = 100  # DescribeJobs takes at most 100 ids
+FINISHED = ("SUCCEEDED", "FAILED")  # a job in these never changes again
+DEFAULT_LOG_GROUP = "/aws/batch/job"
 
 
 class BatchJobs:
@@ -23,6 +26,7 @@ class BatchJobs:
                  hook: Any = None, logs_hook: Any = None) -> None:
         self._conn_id, self._region, self._sleep = conn_id, region, sleep
         self._hook, self._logs_hook = hook, logs_hook
+        self._finished: dict[str, dict[str, Any]] = {}  # job id -> its final description
 
     @property
     def hook(self) -> Any:
@@ -51,7 +55,13 @@ class BatchJobs:
 
     # -- watching ---------------------------------------------------------------
     def describe(self, job_id: str) -> dict[str, Any]:
-        return self.hook.get_job_description(job_id)  # retries throttled describes with backoff
+        """The job's description; a finished one is kept, so collecting it and reading its logs ask no more."""
+        if job_id in self._finished:
+            return self._finished[job_id]
+        job = self.hook.get_job_description(job_id)  # retries throttled describes with backoff
+        if job.get("status") in FINISHED:
+            self._finished[job_id] = job
+        return job
 
     def describe_many(self, job_ids: list[str]) -> list[dict[str, Any]]:
         jobs: list[dict[str, Any]] = []
@@ -70,16 +80,14 @@ class BatchJobs:
     def log_lines(self, job_id: str) -> list[str]:
         """The CloudWatch lines of the job's latest attempt; [] when it wrote none (or logs are off)."""
         try:
-            streams = self.hook.get_job_all_awslogs_info(job_id)
-        except Exception:  # noqa: BLE001 - no log stream is a normal state for a job that never started
+            where = log_stream(self.describe(job_id), self._region)
+        except Exception:  # noqa: BLE001 - a job Batch no longer knows has no lines to show
             return []
-        if not streams:
+        if where is None:
             return []
-        latest = streams[-1]
+        group, stream, region = where
         try:
-            events = self._logs(latest["awslogs_region"]).get_log_events(
-                log_group=latest["awslogs_group"], log_stream_name=latest["awslogs_stream_name"], start_from_head=True)
-            return [event["message"] for event in events]
+            return last_lines(self._logs(region).conn, group, stream)
         except Exception:  # noqa: BLE001 - the stream may not exist yet or has expired
             return []
 
@@ -114,3 +122,14 @@ class BatchJobs:
 
             self._logs_hook = AwsLogsHook(aws_conn_id=self._conn_id, region_name=region or self._region)
         return self._logs_hook
+
+
+def log_stream(job: dict[str, Any], region: str | None) -> tuple[str, str, str | None] | None:
+    """(group, stream, region) of a container job's latest attempt from its description, as the provider's
+    BatchClientHook reads them; None without a stream yet or with another log driver than awslogs."""
+    container = job.get("container") or {}
+    config = container.get("logConfiguration") or {}
+    if config.get("logDriver", "awslogs") != "awslogs" or not container.get("logStreamName"):
+        return None
+    options = config.get("options") or {}
+    return options.get("awslogs-group", DEFAULT_LOG_GROUP), container["logStreamName"], options.get("awslogs-region", region)

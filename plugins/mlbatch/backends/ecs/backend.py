@@ -65,7 +65,6 @@ class EcsBackend(PollingBackend[EcsHandle]):
         capacity = capacity_of(request, request.capacity)
         provider = ecs.capacity_provider(capacity)
         definition = family(request.image, self.settings)
-        self.require_definition(definition, request.image, self.tasks.active_definition(definition))
         tasks: dict[int, str | None] = {}
         failures: dict[int, str] = {}
         reattached = started = 0
@@ -75,9 +74,11 @@ class EcsBackend(PollingBackend[EcsHandle]):
                 tasks[shard] = live["taskArn"]
                 reattached += 1
                 continue
-            task = self.tasks.run(run_task_args(
-                request, shard, cluster=ecs.cluster, task_definition=definition, capacity_provider=provider,
-                subnets=ecs.subnets, security_groups=ecs.security_groups, assign_public_ip=ecs.assign_public_ip))
+            args = run_task_args(request, shard, cluster=ecs.cluster, task_definition=definition,
+                                 capacity_provider=provider, subnets=ecs.subnets, security_groups=ecs.security_groups,
+                                 assign_public_ip=ecs.assign_public_ip)
+            task = self.submit_checked(lambda: self.tasks.run(args), definition, request.image,
+                                       self.tasks.active_definition)
             tasks[shard] = task.get("taskArn")
             if not task.get("taskArn"):
                 failures[shard] = task.get("stoppedReason", "RunTask placed no task")

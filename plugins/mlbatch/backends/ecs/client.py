@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from mlbatch.backends.aws.logs import last_lines
 from mlbatch.backends.aws.throttle import call_with_backoff
 from mlbatch.backends.ecs.outcome import LIVE
 from mlbatch.backends.ecs.submission import CONTAINER
@@ -23,6 +24,7 @@ class EcsTasks:
                  hook: Any = None, logs_hook: Any = None) -> None:
         self._conn_id, self._region, self._sleep = conn_id, region, sleep
         self._hook, self._logs_hook = hook, logs_hook
+        self._stopped: dict[str, dict[str, Any]] = {}  # task ARN -> its final (STOPPED) description
 
     @property
     def client(self) -> Any:
@@ -48,11 +50,16 @@ class EcsTasks:
         return max(live, key=lambda task: str(task.get("createdAt", "")), default=None)
 
     def describe(self, cluster: str, arns: list[str]) -> list[dict[str, Any]]:
-        tasks: list[dict[str, Any]] = []
-        for start in range(0, len(arns), DESCRIBE_CHUNK):
-            tasks += self.client.describe_tasks(cluster=cluster, tasks=arns[start:start + DESCRIBE_CHUNK],
-                                                include=["TAGS"]).get("tasks", [])
-        return tasks
+        """The tasks' descriptions; a STOPPED task's is final and kept, so collecting it asks no more."""
+        pending = [arn for arn in arns if arn not in self._stopped]
+        fresh: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(pending), DESCRIBE_CHUNK):
+            for task in self.client.describe_tasks(cluster=cluster, tasks=pending[start:start + DESCRIBE_CHUNK],
+                                                   include=["TAGS"]).get("tasks", []):
+                fresh[task["taskArn"]] = task
+                if task.get("lastStatus") == "STOPPED":
+                    self._stopped[task["taskArn"]] = task
+        return [self._stopped.get(arn) or fresh[arn] for arn in arns if arn in self._stopped or arn in fresh]
 
     def stop(self, cluster: str, arn: str, reason: str) -> None:
         self.client.stop_task(cluster=cluster, task=arn, reason=reason[:255])
@@ -62,8 +69,7 @@ class EcsTasks:
             return []
         stream = f"{LOG_STREAM_PREFIX}/{CONTAINER}/{task_arn.rsplit('/', 1)[-1]}"
         try:
-            return [event["message"] for event in self._logs().get_log_events(
-                log_group=log_group, log_stream_name=stream, start_from_head=True)]
+            return last_lines(self._logs().conn, log_group, stream)
         except Exception:  # noqa: BLE001 - no stream: the task never started or logs expired
             return []
 
