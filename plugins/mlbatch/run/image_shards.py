@@ -34,6 +34,13 @@ def write_inputs(output: str, inputs: dict[str, str]) -> str:
     return write_json(join(output, wire.INPUTS_FILE), dict(sorted(inputs.items())))
 
 
+def make_shard_folders(output: str, indices: list[int]) -> None:
+    """Each shard's MLBATCH_OUTPUT exists before its command starts (object stores have no folders)."""
+    fs, _ = filesystem(output)
+    for index in indices:
+        fs.makedirs(filesystem(StepOutput(output).shard_dir(index))[1], exist_ok=True)
+
+
 def explained(result: JobResult, step: ResolvedStep) -> JobResult:
     """A failed shard that exited 127 (the command is not in the image): a code error no retry fixes."""
     outcomes = [_not_found(outcome, step) if outcome.exit_code == wire.COMMAND_NOT_FOUND_EXIT_CODE

@@ -35,8 +35,9 @@ def _command_parts(step: ResolvedStep, step_try: StepTry, inputs: dict[str, str]
                    env: dict[str, str]) -> dict[str, Any]:
     """A command step: its argv with the params filled in, the image contract's env, and its entrypoint:
     a container runs its image's own ENTRYPOINT before the command, a local process the command alone."""
-    from mlbatch.run.image_shards import write_inputs
+    from mlbatch.run.image_shards import make_shard_folders, write_inputs
 
+    make_shard_folders(step_try.output, step_try.todo)
     env.update(wire.image_env(params=step.params, inputs_uri=write_inputs(step_try.output, inputs),
                               step_output=step_try.output))
     return {"command": wire.fill_params(step.command or (), step.params), "step_output": step_try.output,
