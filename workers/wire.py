@@ -100,9 +100,10 @@ def fill_shard(argv: Sequence[str], index: int, shard_count: int) -> list[str]:
     return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in argv]
 
 
-def image_env(*, params: Mapping[str, Any], inputs_uri: str, step_output: str) -> dict[str, str]:
-    """What every shard of an image step shares: its params, its inputs file and the step's output."""
-    return {PARAMS: json.dumps(dict(params), sort_keys=True), INPUTS: inputs_uri, STEP_OUTPUT: step_output}
+def image_env(*, params: Mapping[str, Any], inputs_uri: str) -> dict[str, str]:
+    """What every shard of an image step shares: its params and its inputs file (the backend adds the
+    outputs: STEP_OUTPUT, and OUTPUT wherever a shard's index is known)."""
+    return {PARAMS: json.dumps(dict(params), sort_keys=True), INPUTS: inputs_uri}
 
 
 # The fields of a step request (workers.request.StepRequest holds the same, a test checks).

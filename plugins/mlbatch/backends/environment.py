@@ -25,7 +25,9 @@ def shard_environment(request: JobRequest, shard: Mapping[str, str],
     env["PYTHONUNBUFFERED"] = "1"  # stream log lines as they are printed, not at exit
     env.update(request.env)
     env.update(shard)
-    if request.step_output is not None and wire.SHARD_INDEX in shard:
+    if request.step_output is not None:
+        env[wire.STEP_OUTPUT] = request.step_output
+    if request.step_output is not None and wire.SHARD_INDEX in shard:  # array children share one environment
         from workers.step_output import StepOutput
 
         env[wire.OUTPUT] = StepOutput(request.step_output).shard_dir(int(shard[wire.SHARD_INDEX]))

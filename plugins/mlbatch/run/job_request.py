@@ -38,8 +38,7 @@ def _command_parts(step: ResolvedStep, step_try: StepTry, inputs: dict[str, str]
     from mlbatch.run.image_shards import make_shard_folders, write_inputs
 
     make_shard_folders(step_try.output, step_try.todo)
-    env.update(wire.image_env(params=step.params, inputs_uri=write_inputs(step_try.output, inputs),
-                              step_output=step_try.output))
+    env.update(wire.image_env(params=step.params, inputs_uri=write_inputs(step_try.output, inputs)))
     return {"command": wire.fill_params(step.command or (), step.params), "step_output": step_try.output,
             "entrypoint": None if backend_info(step.backend).in_containers else []}
 
