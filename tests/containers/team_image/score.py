@@ -20,6 +20,12 @@ with open(os.environ["MLBATCH_INPUTS"]) as fh:
 with open(os.path.join(inputs["features"], "manifest.json")) as fh:
     features = json.load(fh)  # the input step's committed manifest: its counts and its files
 rows = features["counts"]["rows"]
+try:  # an input is readable at its own path, and read-only: no step overwrites what another wrote
+    open(os.path.join(inputs["features"], "overwritten.txt"), "w")
+except OSError:
+    pass
+else:
+    sys.exit("wrote into its input step's output: the artifact root is not read-only")
 with open(features["shards"][0]["outputs"]["features"], "rb") as fh:
     if fh.read(4) != b"PAR1":
         print("the input table is not Parquet", file=sys.stderr)

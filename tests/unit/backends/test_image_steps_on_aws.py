@@ -66,3 +66,18 @@ def test_the_digest_is_the_pin_or_ecrs_and_a_bare_tag_warns() -> None:
     assert warnings == []
     assert image_digest("team/score:1", warn) == "image-tag:team/score:1"
     assert "pin image@sha256:... for exact caching" in warnings[0]
+
+
+def test_on_aws_a_command_steps_image_names_its_registry(tmp_path) -> None:
+    from mlbatch.spec.loader import load_spec
+    from mlbatch.spec.problems import SpecError
+
+    path = tmp_path / "team.yaml"
+    path.write_text("steps:\n  score: {image: 'score:1', backend: ecs, command: [score]}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    (problem,) = info.value.problems
+    assert (problem.step, problem.field) == ("score", "steps.score.image")
+    assert "a short name that means a variant of the deployment's worker image" in problem.message
+    path.write_text("steps:\n  score: {image: 'team/score:1', backend: batch, command: [score], timeout: 5m}\n")
+    assert load_spec(path).resolved_steps()["score"].image == "team/score:1"

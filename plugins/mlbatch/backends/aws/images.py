@@ -31,6 +31,21 @@ def image_digest(image: str, warn: Callable[..., None], ecr: Any = None) -> str:
     return f"image:{found['imageDetails'][0]['imageDigest']}"
 
 
+def image_reference_issues(name: str, step: Any, defaults: Any) -> list[Any]:
+    """A command step's image must name its registry: a short name means the deployment's worker image."""
+    from mlbatch.backends.aws.definitions import is_full_reference
+    from mlbatch.spec.checks import Issue
+    from mlbatch.spec.models import written_image
+
+    image = written_image(step, defaults)
+    if step.command is None or image is None or is_full_reference(image):
+        return []
+    where = ("steps", name, "image") if step.image is not None else ("defaults", "image")
+    return [Issue(where, f"step {name!r} runs its command on AWS in image {image!r}, a short name that means a "
+                  "variant of the deployment's worker image there", "name the image with its registry, e.g. "
+                  f"123456789012.dkr.ecr.REGION.amazonaws.com/{image}, or pin it: team/score@sha256:...")]
+
+
 def _ecr_client(region: str) -> Any:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
