@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mlbatch.spec.checks import Issue, cross_field_issues, did_you_mean
+from mlbatch.spec.commands import command_backend_problems, step_backend
 from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of this module's interface)
     BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, Backend,
     Capacity, DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
@@ -271,23 +272,6 @@ def step_params(step: StepSpec) -> dict[str, Any]:
     return WORKERS[step.run].params.model_validate(step.params).model_dump(mode="json")
 
 
-def written_image(step: StepSpec, defaults: StepDefaults) -> str | None:
-    """The image the spec writes for a step (its own, else the defaults' when written): None when only
-    the built-in default would apply, which a command step without an image does not run in."""
-    if step.image is not None:
-        return step.image
-    return defaults.image if "image" in defaults.model_fields_set else None
-
-
-def step_backend(step: StepSpec, defaults: StepDefaults, default_backend: str) -> str:
-    """The step's backend; a command step that names no backend and no image runs as a local process."""
-    if step.backend is not None:
-        return step.backend
-    if step.command is not None and written_image(step, defaults) is None:
-        return "local"
-    return default_backend
-
-
 def _pick(own: Any, default: Any) -> Any:
     return default if own is None else own
 
@@ -320,26 +304,6 @@ def container_problems(spec: BatchSpec, default_backend: str) -> list[Issue]:
         if checks is not None:
             issues += checks(name, step, spec.defaults)
     return issues
-
-
-def command_backend_problems(name: str, step: StepSpec, defaults: StepDefaults, default_backend: str) -> list[Issue]:
-    """A command step's image needs a container backend, and a container backend needs an image."""
-    from mlbatch.backends.traits import BACKEND_INFO, backend_info
-
-    if step.command is None:
-        return []
-    backend = step_backend(step, defaults, default_backend)
-    containers = ", ".join(info.name for info in BACKEND_INFO.values() if info.in_containers)
-    in_containers = backend_info(backend).in_containers
-    if step.image is not None and not in_containers:
-        return [Issue(("steps", name, "image"), f"an image step needs a container backend (backend: {containers}); "
-                      f"step {name!r} runs on backend {backend!r}",
-                      f"set backend: to one of {containers}, or remove image: to run the command as a local process")]
-    if in_containers and written_image(step, defaults) is None:
-        return [Issue(("steps", name, "command"), f"step {name!r} runs a command on backend {backend!r} but names "
-                      "no image to run it in", "add image: (your image: its ENTRYPOINT runs with this command), "
-                      "or set backend: local to run the command as a local process")]
-    return []
 
 
 def step_resources(step: StepSpec, defaults: StepDefaults) -> Resources:

@@ -35,7 +35,7 @@ def image_reference_issues(name: str, step: Any, defaults: Any) -> list[Any]:
     """A command step's image must name its registry: a short name means the deployment's worker image."""
     from mlbatch.backends.aws.definitions import is_full_reference
     from mlbatch.spec.checks import Issue
-    from mlbatch.spec.models import written_image
+    from mlbatch.spec.commands import written_image
 
     image = written_image(step, defaults)
     if step.command is None or image is None or is_full_reference(image):
