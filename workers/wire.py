@@ -11,11 +11,15 @@ image's CMD, never its ENTRYPOINT, so what a backend submits is `run_command(...
 the arguments that follow the entrypoint. A local process runs the entrypoint followed by
 the same arguments, exactly what a container of the image runs.
 
+Image steps (`image:` + `command:`, nothing of mlbatch inside the image) get the same shard
+variables and a few of their own: the contract below the step request, and docs/image-steps.md.
+
 Imports nothing beyond the standard library: the Airflow side imports it at run time.
 """
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 # The image's ENTRYPOINT: every container of the worker image starts with it.
@@ -31,6 +35,11 @@ TRY_NUMBER = "MLBATCH_TRY_NUMBER"  # the Airflow try this worker belongs to
 ARTIFACTS = "MLBATCH_ARTIFACTS"  # the artifact root (any fsspec URI)
 GPU = "MLBATCH_GPU"  # the GPUs the step asked for (a worker says when it finds none)
 PEAK_FILE = "MLBATCH_PEAK_FILE"  # where the worker writes its own peak memory at exit (workers.peak)
+# image steps (docs/image-steps.md): what a command with nothing of mlbatch inside reads
+PARAMS = "MLBATCH_PARAMS"  # the step's params as JSON
+INPUTS = "MLBATCH_INPUTS"  # path/URI of a JSON file {input step: its output path or URI}
+OUTPUT = "MLBATCH_OUTPUT"  # this shard's own folder (path or URI): everything it writes goes there
+STEP_OUTPUT = "MLBATCH_STEP_OUTPUT"  # the step's output; a shard's folder is shard-NNNNN in it
 
 # -- how a worker says its input is wrong -----------------------------------------------
 # 65 is EX_DATAERR in sysexits.h: the input is wrong, so retrying cannot help. The reason is
@@ -59,6 +68,42 @@ TRANSIENT_PREFIX = "mlbatch-infrastructure:"
 def transient_line(reason: str) -> str:
     """The one stderr line a worker writes before exiting with TRANSIENT_EXIT_CODE."""
     return f"{TRANSIENT_PREFIX} {' '.join(reason.split())}"
+
+
+# -- image steps: what the shard writes and how its command is filled in ------------------
+METRICS_FILE = "metrics.json"  # flat {name: number} in MLBATCH_OUTPUT: the shard's metrics
+INPUTS_FILE = "inputs.json"  # MLBATCH_INPUTS names this file in the step's output
+COMMAND_NOT_FOUND_EXIT_CODE = 127  # what a shell and a container runtime answer for a missing program
+_PLACEHOLDER = re.compile(r"\{(params\.[A-Za-z_][A-Za-z0-9_]*|shard\.index|shard\.count)\}")
+
+
+def placeholders(argv: Sequence[str]) -> list[str]:
+    """The placeholders a command uses, in order: 'params.NAME', 'shard.index', 'shard.count'."""
+    return [match.group(1) for arg in argv for match in _PLACEHOLDER.finditer(arg)]
+
+
+def fill_params(argv: Sequence[str], params: Mapping[str, Any]) -> list[str]:
+    """{params.NAME} replaced by the param (JSON for lists and mappings); {shard.*} left for each shard."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not name.startswith("params."):
+            return match.group(0)
+        found = params[name[len("params."):]]
+        return found if isinstance(found, str) else json.dumps(found)
+
+    return [_PLACEHOLDER.sub(value, arg) for arg in argv]
+
+
+def fill_shard(argv: Sequence[str], index: int, shard_count: int) -> list[str]:
+    """{shard.index} and {shard.count} replaced for one shard."""
+    values = {"shard.index": str(index), "shard.count": str(shard_count)}
+    return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in argv]
+
+
+def image_env(*, params: Mapping[str, Any], inputs_uri: str) -> dict[str, str]:
+    """What every shard of an image step shares: its params and its inputs file (the backend adds the
+    outputs: STEP_OUTPUT, and OUTPUT wherever a shard's index is known)."""
+    return {PARAMS: json.dumps(dict(params), sort_keys=True), INPUTS: inputs_uri}
 
 
 # The fields of a step request (workers.request.StepRequest holds the same, a test checks).

@@ -62,7 +62,7 @@ def test_every_spec_has_a_loader():
 PARSE_TIME_MODULES = {
     "mlbatch", "mlbatch.backends", "mlbatch.backends.traits", "mlbatch.project", "mlbatch.run", "mlbatch.run.assets", "mlbatch.run.factory",
     "mlbatch.run.operator", "mlbatch.run.paths", "mlbatch.alerts", "mlbatch.alerts.slack",
-    "mlbatch.spec", "mlbatch.spec.bounded_yaml", "mlbatch.spec.checks", "mlbatch.spec.fields",
+    "mlbatch.spec", "mlbatch.spec.bounded_yaml", "mlbatch.spec.checks", "mlbatch.spec.commands", "mlbatch.spec.fields",
     "mlbatch.spec.folder",
     "mlbatch.spec.folder_index", "mlbatch.spec.gates", "mlbatch.spec.loader", "mlbatch.spec.models",
     "mlbatch.spec.problems", "mlbatch.spec.schedules", "mlbatch.spec.tasks", "mlbatch.spec.units",

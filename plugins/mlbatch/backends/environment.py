@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from workers import wire
+
 from mlbatch.backends.jobs import JobRequest
 from mlbatch.backends.threads import thread_env
 
@@ -23,4 +25,25 @@ def shard_environment(request: JobRequest, shard: Mapping[str, str],
     env["PYTHONUNBUFFERED"] = "1"  # stream log lines as they are printed, not at exit
     env.update(request.env)
     env.update(shard)
+    if request.step_output is not None:
+        env[wire.STEP_OUTPUT] = request.step_output
+    if request.step_output is not None and wire.SHARD_INDEX in shard:  # array children share one environment
+        from workers.step_output import StepOutput
+
+        env[wire.OUTPUT] = StepOutput(request.step_output).shard_dir(int(shard[wire.SHARD_INDEX]))
     return env
+
+
+def shard_command(request: JobRequest, index: int | None) -> list[str]:
+    """The command of one shard: an image step's {shard.index} and {shard.count} filled in.
+
+    `index` None: one command for every child of an array job, which cannot name its own shard.
+    """
+    if request.step_output is None:
+        return list(request.command)
+    if index is None:
+        if any(name.startswith("shard.") for name in wire.placeholders(request.command)):
+            raise ValueError(f"{request.name}: the children of one array job share one command, so it cannot "
+                             "hold {shard.index}: read the shard from the environment (docs/image-steps.md)")
+        return list(request.command)
+    return wire.fill_shard(request.command, index, request.shard_count)

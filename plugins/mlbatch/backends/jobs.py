@@ -23,6 +23,9 @@ class JobRequest(BaseModel):
         None, description="None: the worker image's ENTRYPOINT (workers.wire.WORKER_ENTRYPOINT), which no "
         "container backend overrides; a local process runs it followed by `command`")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment of the worker")
+    step_output: str | None = Field(
+        None, description="image steps (workers.wire's image contract): the step's output URI. Each shard gets "
+        "MLBATCH_OUTPUT, its own folder in it, and {shard.index} / {shard.count} filled in its command")
     vcpu: float = Field(1.0, gt=0)
     memory_mib: int = Field(2048, gt=0, description="memory budget of one shard")
     gpu: int = Field(0, ge=0)

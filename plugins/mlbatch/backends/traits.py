@@ -27,9 +27,14 @@ class BackendInfo:
     pool: str | None = None  # the Airflow pool its steps queue in; None: the default pool
     spec_checks: str | None = None  # "module:function": (step name, StepSpec, StepDefaults) -> [Issue]
     priced_as: str = "fargate"  # the cost estimate's rates: "fargate" (vCPU- and GB-hours) or "ec2" (vCPU-hours)
+    image_digest: str | None = None  # "module:function": (image, warn) -> "image:<digest>", for the cache key
 
     def load_spec_checks(self) -> Callable[..., list[Any]] | None:
         return _load(self.spec_checks) if self.spec_checks else None
+
+    def load_image_digest(self) -> Callable[[str, Callable[..., None]], str] | None:
+        """How this backend names the exact image a command step runs (None: it runs no image)."""
+        return _load(self.image_digest) if self.image_digest else None
 
 
 def _load(target: str) -> Any:
@@ -41,12 +46,15 @@ BACKEND_INFO: dict[str, BackendInfo] = {info.name: info for info in (
     BackendInfo("local", "mlbatch.backends.local:LocalBackend", on_this_machine=True, in_containers=False,
                 needs_object_store=False, bills_gpu=False, pool=LOCAL_POOL),
     BackendInfo("docker", "mlbatch.backends.docker:DockerBackend", on_this_machine=False, in_containers=True,
-                needs_object_store=False, bills_gpu=True, spec_checks="mlbatch.backends.shared_paths:spec_checks"),
+                needs_object_store=False, bills_gpu=True, spec_checks="mlbatch.backends.shared_paths:spec_checks",
+                image_digest="mlbatch.backends.docker.images:image_digest"),
     BackendInfo("batch", "mlbatch.backends.aws_batch.backend:AwsBatchBackend", on_this_machine=False,
                 in_containers=True, needs_object_store=True, bills_gpu=True, priced_as="ec2",
-                spec_checks="mlbatch.backends.aws_batch.spec_checks:spec_checks"),
+                spec_checks="mlbatch.backends.aws_batch.spec_checks:spec_checks",
+                image_digest="mlbatch.backends.aws.images:image_digest"),
     BackendInfo("ecs", "mlbatch.backends.ecs.backend:EcsBackend", on_this_machine=False, in_containers=True,
-                needs_object_store=True, bills_gpu=True, spec_checks="mlbatch.backends.ecs.spec_checks:spec_checks"),
+                needs_object_store=True, bills_gpu=True, spec_checks="mlbatch.backends.ecs.spec_checks:spec_checks",
+                image_digest="mlbatch.backends.aws.images:image_digest"),
 )}
 KNOWN_BACKENDS: tuple[str, ...] = tuple(BACKEND_INFO)
 

@@ -81,7 +81,7 @@ def _task(dag_id: str, step: ResolvedStep, callbacks: dict, record_run: bool) ->
         # The exact per-process vcpu admission of a local step happens in the local backend
         # (shard counts are only known at run time); its pool only keeps the queue short.
         pool=backend_info(step.backend).pool or "default_pool",
-        doc_md=f"Runs worker `{step.run}` ({step.vcpu:g} vcpu, {step.memory_mib} MiB, backend {step.backend})."
+        doc_md=f"Runs `{step.runs}` ({step.vcpu:g} vcpu, {step.memory_mib} MiB, backend {step.backend})."
                + (f" Published only when `{step.gate.rule}`." if step.gate else ""),
     )
 
@@ -94,5 +94,5 @@ def _doc(spec, spec_path: Path) -> str:
     lines += ["| step | worker | needs | shards |", "|---|---|---|---|"]
     for name, step in spec.resolved_steps().items():
         shards = step.shards if isinstance(step.shards, int) else f"per {step.shards.per} of {step.shards.step}.{step.shards.count}"
-        lines.append(f"| {name} | `{step.run}` | {', '.join(step.needs) or '-'} | {shards} |")
+        lines.append(f"| {name} | `{step.runs}` | {', '.join(step.needs) or '-'} | {shards} |")
     return "\n".join(lines)

@@ -125,6 +125,12 @@ class StepOperator(BaseOperator):
         from workers.step_output import StepOutput
 
         try_number = context["ti"].try_number
+        if result is not None and self.step.command is not None:
+            from mlbatch.run import image_shards
+
+            # a command cannot commit its own shards: those that exited 0 and wrote output are committed here
+            result = image_shards.commit_written(step_try.output, image_shards.explained(result, self.step),
+                                                 params=self.step.params, try_number=try_number)
         if result is not None and not result.ok:
             try:
                 raise_for(result, redact=self._redact, grew_memory=lambda: grow_after_oom(
@@ -143,7 +149,12 @@ class StepOperator(BaseOperator):
             from mlbatch.run.cost import usage
 
             run.update(usage(result, self.step, self._backend_handle))
-        manifest = output.commit(step_try.shard_count, extra={"run": run, "cache": step_try.ingredients})
+        extra = {"run": run, "cache": step_try.ingredients}
+        if self.step.command is not None:
+            from mlbatch.run.image_shards import step_metrics
+
+            extra["metrics"] = step_metrics(output.shard_manifests(step_try.shard_count))
+        manifest = output.commit(step_try.shard_count, extra=extra)
         return self._published(step_try.key, step_try.output, manifest, cache_hit=False)
 
     # -- cache ----------------------------------------------------------------
@@ -156,7 +167,7 @@ class StepOperator(BaseOperator):
             refresh = cache.cache_mode(getattr(context.get("dag_run"), "conf", None)) == cache.REFRESH
         except ValueError as error:
             raise AirflowFailException(f"step {self.step.name}: {error}") from None
-        key, ingredients = step_cache_key(self.step, upstream, shard_count, self._run_id)
+        key, ingredients = step_cache_key(self.step, upstream, shard_count, self._run_id, log=self.log)
         output = step_output_uri(artifact_root(), self.batch_id, self.step.name, key)
         if not refresh and (hit := self._cache_hit(key, output)) is not None:
             return hit

@@ -44,7 +44,7 @@ def _tracking_on(step: ResolvedStep) -> bool:
     from mlbatch.settings import load_settings
     from workers.registry import get_worker
 
-    return get_worker(step.run).tracked and load_settings().tracking.mlflow
+    return step.run is not None and get_worker(step.run).tracked and load_settings().tracking.mlflow
 
 
 def preload_tracking(step: ResolvedStep) -> None:

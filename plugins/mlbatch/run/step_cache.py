@@ -13,21 +13,34 @@ if TYPE_CHECKING:
 
 
 def step_cache_key(step: ResolvedStep, upstream: dict[str, dict[str, Any]], shard_count: int,
-                   run_id: str) -> tuple[str, dict[str, Any]]:
-    """`upstream` maps each needed step to its XCom summary."""
+                   run_id: str, log: Any = None) -> tuple[str, dict[str, Any]]:
+    """`upstream` maps each needed step to its XCom summary; `log` hears a command step's image warnings."""
     inputs = {name: summary.get("key") or summary["uri"] for name, summary in upstream.items()}
-    inputs.update(cache.external_input_keys(step.run, step.params, artifact_root()))
+    if step.run is not None:
+        inputs.update(cache.external_input_keys(step.run, step.params, artifact_root()))
     if step.cache_version is not None:
         version = f"spec:{step.cache_version}"
+    elif step.command is not None:
+        version = _command_version(step, log)
     else:
         # a backend on this machine runs this host's workers/, whatever image the spec names
         version = cache.code_version(None if backend_info(step.backend).on_this_machine else step.image, step.run)
     salt = None if step.cache else run_key(run_id)  # cache: false -> never reused by another run
-    key = cache.step_key(step.run, step.params, inputs, shard_count, version, salt=salt)
+    worker = step.run if step.command is None else "command:" + cache.canonical_json(list(step.command))
+    key = cache.step_key(worker, step.params, inputs, shard_count, version, salt=salt)
     ingredients: dict[str, Any] = {"key": key, "code_version": version, "inputs": inputs}
     if salt is not None:
         ingredients["run"] = salt
     return key, ingredients
+
+
+def _command_version(step: ResolvedStep, log: Any) -> str:
+    """What identifies a command step's code: its image's digest, as its backend resolves it now (a rebuilt
+    image is a miss); a local command has no image, so its key is the command, params and inputs alone."""
+    resolve = backend_info(step.backend).load_image_digest()
+    if resolve is None:
+        return "local-command"
+    return resolve(step.image, (log.warning if log is not None else lambda *args: None))
 
 
 def key_lock(output: str, key: str, run_id: str, log: Any) -> LeaseLock:

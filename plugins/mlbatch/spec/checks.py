@@ -85,6 +85,14 @@ def cross_field_issues(data: Any) -> list[Issue]:
 
 def _worker_issues(name: str, step: dict) -> list[Issue]:
     run = step.get("run")
+    if "command" in step:
+        from mlbatch.spec.commands import command_issues
+
+        return command_issues(name, step)
+    if run is None:
+        return [Issue(("steps", name, "run"), "required field is missing (a step gives run: or command:)",
+                      f"add 'run: <worker>' (workers: {', '.join(sorted(WORKERS))}), or 'command: [...]' with "
+                      "image: to run your own image (docs/image-steps.md)")]
     if not isinstance(run, str):
         return []  # missing or mistyped: the model reports it
     if run not in WORKERS:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mlbatch.spec.checks import Issue, cross_field_issues, did_you_mean
+from mlbatch.spec.commands import command_backend_problems, step_backend
 from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of this module's interface)
     BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, Backend,
     Capacity, DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
@@ -79,11 +80,16 @@ class StepDefaults(_Model):
 
 
 class StepSpec(_Model):
-    """One step; settings left out (None) come from `defaults`."""
+    """One step; settings left out (None) come from `defaults`.
 
-    run: str
+    A step runs a worker (`run:`) or a command (`command:`, an argv list): in a container of its
+    `image:` on a container backend (docs/image-steps.md), as a local process without one.
+    """
+
+    run: str | None = None
+    command: list[str] | None = Field(None, min_length=1)
     needs: list[str] = []
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {}  # a worker's typed params; free-form JSON for a command
     gate: Gate | None = None  # publish the output only when a metric passes (mlbatch.spec.gates)
     shards: Shards = 1
     backend: Backend | None = None
@@ -134,7 +140,7 @@ class ResolvedStep:
     """A step's effective settings: defaults merged with its own, params validated with defaults filled."""
 
     name: str
-    run: str
+    run: str | None  # None: a command step
     needs: tuple[str, ...]
     params: dict[str, Any]
     backend: str
@@ -157,6 +163,12 @@ class ResolvedStep:
     queue: str | None = None  # queue role for container backends
     deferrable: bool | None = None
     capacity: str = "on-demand"  # ECS capacity: on-demand or spot
+    command: tuple[str, ...] | None = None  # a command step's argv ({params.NAME} still in it)
+
+    @property
+    def runs(self) -> str:
+        """What the step runs, for people: its worker, or its command (in its image on a container backend)."""
+        return self.run if self.run is not None else " ".join(self.command or ())
 
 
 class BatchSpec(_Model):
@@ -228,8 +240,8 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
         name=name,
         run=step.run,
         needs=tuple(step.needs),
-        params=WORKERS[step.run].params.model_validate(step.params).model_dump(mode="json"),
-        backend=step.backend or default_backend,
+        params=step_params(step),
+        backend=step_backend(step, defaults, default_backend),
         image=step.image or defaults.image,
         vcpu=float(resources.vcpu),
         memory_mib=resources.memory,
@@ -249,7 +261,15 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
         queue=_pick(step.queue, defaults.queue),
         deferrable=_pick(step.deferrable, defaults.deferrable),
         capacity=_pick(step.capacity, defaults.capacity),
+        command=tuple(step.command) if step.command is not None else None,
     )
+
+
+def step_params(step: StepSpec) -> dict[str, Any]:
+    """A worker's params validated with its defaults filled; a command's as written (free-form JSON)."""
+    if step.run is None:
+        return dict(step.params)
+    return WORKERS[step.run].params.model_validate(step.params).model_dump(mode="json")
 
 
 def _pick(own: Any, default: Any) -> Any:
@@ -279,6 +299,7 @@ def container_problems(spec: BatchSpec, default_backend: str) -> list[Issue]:
             where = ("steps", name, "queue") if step.queue else ("defaults", "queue")
             issues.append(Issue(where, f"step '{name}' asks for {gpu} GPU but queue {queue!r} has none",
                                 "use queue: gpu or queue: gpu-spot (or leave queue out: GPU steps pick gpu)"))
+        issues += command_backend_problems(name, step, spec.defaults, default_backend)
         checks = backend_info(step.backend or default_backend).load_spec_checks()
         if checks is not None:
             issues += checks(name, step, spec.defaults)
@@ -323,8 +344,6 @@ def _friendly(error: dict) -> Issue:
         model = _MODEL_AT.get(shape)
         return Issue(loc, "unknown field", did_you_mean(str(loc[-1]), model.model_fields if model else [], "the fields"))
     if kind == "missing":
-        if loc[-1] == "run":
-            return Issue(loc, "required field is missing", f"add 'run: <worker>' (workers: {', '.join(sorted(WORKERS))})")
         return Issue(loc, "required field is missing", f"add '{loc[-1]}'")
     if kind == "value_error":
         cause = error["ctx"]["error"]

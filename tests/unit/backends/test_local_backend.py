@@ -169,7 +169,7 @@ def test_missing_executable_is_infrastructure(slots: LocalSlots) -> None:
     (outcome,) = result.outcomes
     assert outcome.failure is FailureClass.infrastructure
     assert "could not start '/nonexistent/mlbatch-worker'" in outcome.reason
-    assert outcome.exit_code is None
+    assert outcome.exit_code == 127  # what a shell answers: a command step reads it as "command not found"
     assert result.not_started == [1]
 
 

@@ -16,10 +16,11 @@ MAX_ARRAY_SIZE = 10_000  # the largest AWS Batch array job (the spec's own shard
 
 
 def spec_checks(name: str, step: StepSpec, defaults: StepDefaults) -> list[Issue]:
+    from mlbatch.backends.aws.images import image_reference_issues
     from mlbatch.spec.models import setting_at
 
     timeout = step.timeout or defaults.timeout
     if timeout.total_seconds() >= MIN_BATCH_TIMEOUT_S:
-        return []
-    return [Issue(setting_at(name, step, "timeout"), f"step '{name}' runs on AWS Batch, whose shortest timeout "
+        return image_reference_issues(name, step, defaults)
+    return image_reference_issues(name, step, defaults) + [Issue(setting_at(name, step, "timeout"), f"step '{name}' runs on AWS Batch, whose shortest timeout "
                   f"is {MIN_BATCH_TIMEOUT_S}s; got {timeout.total_seconds():g}s", "use timeout: 1m or more")]

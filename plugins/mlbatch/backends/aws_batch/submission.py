@@ -18,7 +18,7 @@ from workers.wire import encode_ranges
 
 from mlbatch.backends.aws.conventions import job_tags
 from mlbatch.backends.aws_batch.spec_checks import MAX_ARRAY_SIZE, MIN_BATCH_TIMEOUT_S
-from mlbatch.backends.environment import shard_environment
+from mlbatch.backends.environment import shard_command, shard_environment
 from mlbatch.backends.jobs import JobRequest
 
 MAX_JOB_NAME = 128
@@ -91,7 +91,7 @@ def submit_job_args(request: JobRequest, *, queue: str, job_definition: str, spo
         "jobQueue": queue,
         "jobDefinition": job_definition,
         "containerOverrides": {
-            "command": list(request.command),
+            "command": shard_command(request, request.indices[0] if size == 1 else None),
             "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
             "resourceRequirements": resource_requirements(request),
         },

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from workers import wire
 
-from mlbatch.backends.environment import shard_environment
+from mlbatch.backends.environment import shard_command, shard_environment
 from mlbatch.backends.docker import isolation
 from mlbatch.backends.jobs import JobRequest
 from mlbatch.backends.traits import local_directory
@@ -84,7 +84,7 @@ def container_kwargs(request: JobRequest, index: int, host: HostFacts) -> dict[s
     memory = request.memory_mib * _MIB
     kwargs: dict[str, Any] = {
         "image": request.image,
-        "command": list(request.command),
+        "command": shard_command(request, index),
         "environment": container_env(request, index, host.passed_env),
         "labels": container_labels(request, index),
         "nano_cpus": int(cpus * _NANO),

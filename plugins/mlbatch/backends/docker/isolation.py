@@ -60,7 +60,7 @@ def shard_folder(request: JobRequest, index: int) -> Path | None:
     """The local folder shard `index` writes (its output's shard-NNNNN), None for an object store."""
     from workers.artifacts import shard_dir
 
-    output = str(step_request_of(request).get("output") or "")
+    output = request.step_output or str(step_request_of(request).get("output") or "")
     if not output or ("://" in output and not output.startswith("file://")):
         return None
     return Path(shard_dir(output.removeprefix("file://"), index)).resolve()

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 
 
 def spec_checks(name: str, step: StepSpec, defaults: StepDefaults) -> list[Issue]:
+    """A command step's image by its registry, then the task size."""
+    from mlbatch.backends.aws.images import image_reference_issues
+
+    return image_reference_issues(name, step, defaults) + _size_checks(name, step, defaults)
+
+
+def _size_checks(name: str, step: StepSpec, defaults: StepDefaults) -> list[Issue]:
     """Fargate runs only its own task sizes and no GPUs; GPU steps go to the EC2 GPU capacity provider."""
     from mlbatch.spec.models import setting_at, step_resources
 

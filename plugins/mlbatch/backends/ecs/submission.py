@@ -13,7 +13,7 @@ from workers import wire
 
 from mlbatch.backends.aws.conventions import job_tags
 from mlbatch.backends.ecs import fargate
-from mlbatch.backends.environment import shard_environment
+from mlbatch.backends.environment import shard_command, shard_environment
 from mlbatch.backends.jobs import JobRequest
 
 CONTAINER = "worker"  # the one container of every mlbatch task definition
@@ -43,7 +43,7 @@ def run_task_args(request: JobRequest, shard: int, *, cluster: str, task_definit
     env = shard_environment(request, wire.shard_env(request.shard_count, shard))
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "command": list(request.command),
+        "command": shard_command(request, shard),
         "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
     }
     if request.gpu:

@@ -21,7 +21,7 @@ from typing import IO, Callable
 import psutil
 from workers import wire
 
-from mlbatch.backends.environment import shard_environment
+from mlbatch.backends.environment import shard_command, shard_environment
 from mlbatch.backends.failures import FailureClass, format_mib, shard_prefix
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
 from mlbatch.backends.local import privacy
@@ -70,10 +70,10 @@ def worker_env(request: JobRequest, index: int) -> dict[str, str]:
     return shard_environment(request, wire.shard_env(request.shard_count, index), passed=os.environ)
 
 
-def worker_argv(request: JobRequest) -> list[str]:
+def worker_argv(request: JobRequest, index: int | None = None) -> list[str]:
     """The request's entrypoint + command; 'python' means the interpreter running mlbatch, not the PATH's."""
-    argv = request.argv
-    if argv[0] in ("python", "python3"):
+    argv = request.argv if index is None else wire.container_argv(request.entrypoint, shard_command(request, index))
+    if request.step_output is None and argv[0] in ("python", "python3"):  # a command step runs as written
         argv[0] = sys.executable
     return argv
 
@@ -104,7 +104,7 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
           wake: threading.Event, peak_dir: str | None = None) -> Shard | ShardOutcome:
     """Start shard `index`, or say why it could not start (infrastructure; its lease released)."""
     prefix = shard_prefix(index, request.shard_count)
-    argv = worker_argv(request)
+    argv = worker_argv(request, index)
     started = time.monotonic()
     privacy.hide_from_children()
     env = worker_env(request, index)
@@ -124,8 +124,9 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
         lease.release()
         os.unlink(peak_file)
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        missing = wire.COMMAND_NOT_FOUND_EXIT_CODE if isinstance(exc, FileNotFoundError) else None  # as a shell says
         return ShardOutcome(index=index, duration_s=time.monotonic() - started, failure=FailureClass.infrastructure,
-                            reason=f"could not start {argv[0]!r}: {detail}")
+                            reason=f"could not start {argv[0]!r}: {detail}", exit_code=missing)
     groups.add(index, process.pid)  # session leader: its pid is the group id
     try:
         tree: psutil.Process | None = psutil.Process(process.pid)
