@@ -10,6 +10,7 @@ import sysconfig
 import pytest
 
 from mlbatch.cache import keys
+from workers import call_params
 from workers.errors import BadInput
 from workers.python_call import read_result
 from workers.request import StepRequest
@@ -84,3 +85,4 @@ def test_the_cache_keys_code_part_covers_the_called_functions_module(tmp_path):
     (code / "keyed_steps.py").write_text("def f():\n    return 2\n")
     assert keys.called_code_versions("python.call", params) != [before]
     assert keys.called_code_versions("check.noop", {}) == []  # other workers: their own package alone
+    assert keys.CODE_MARK == call_params.CODE_MARK  # the cache and the params model spell the mark alike
