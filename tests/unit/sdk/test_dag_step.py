@@ -107,3 +107,19 @@ def test_a_step_function_written_in_the_dag_file_itself_is_that_files_import_err
     assert path.endswith("inline.py") and bag.dag_ids == []
     assert f"{tmp_path / 'inline.py'}:4: @step function train is defined in module" in message
     assert "Fix: move it to the top level of a module of its own that the DAG file imports" in message
+
+
+def test_a_plain_tasks_result_that_is_not_json_fails_the_step_before_anything_runs():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    step = _dag(lambda: functions.make_table(task(lambda: 3, task_id="rows")())).task_dict["make_table"]
+    pulls = []
+
+    class TaskInstance:  # the one call the operator makes before the StepOperator takes over
+        def xcom_pull(self, task_ids, key):
+            pulls.append((task_ids, key))
+            return {1, 2}
+
+    with pytest.raises(AirflowFailException, match="step make_table: an argument from a plain task is not JSON"):
+        step.execute({"ti": TaskInstance()})
+    assert pulls == [("rows", "return_value")]
