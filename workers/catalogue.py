@@ -13,6 +13,7 @@ BOTH_TASKS = {BINARY: ("auc", "logloss"), "multiclass": ("auc", "logloss"),  # a
               REGRESSION: ("rmse", "mae")}
 OOF = "workers.tabular.oof:step_metrics"
 TABULAR, TEXT, CHECKS = "workers.params", "workers.text.params", "workers.check_params"
+CALL = "workers.call_params"
 
 TABLE_LOAD = WorkerInfo(
     "table.load", "workers.tabular.table:load", f"{TABULAR}:TableParams",
@@ -73,6 +74,10 @@ CHECK_MEMORY = WorkerInfo(
 CHECK_FAIL = WorkerInfo(
     "check.fail", "workers.checks:fail", f"{CHECKS}:FailParams",
     "Fail on chosen tries/shards, as bad input or as a crash (retries, alerts)")
+PYTHON_CALL = WorkerInfo(
+    "python.call", "workers.python_call:call", f"{CALL}:CallParams",
+    "Call a Python function by reference (module:qualname) with JSON arguments; its return value is the "
+    "step's result.json (what `mlbatch.sdk.step` runs)")
 
 # name -> entry-point value, as pyproject.toml declares them (a test holds the two equal): the
 # registry reads these too where the project runs from its source folder without being installed

@@ -29,6 +29,7 @@ MODES = (USE, REFRESH)
 # Params a worker reads data through, outside the step inputs (declared in workers/params.py):
 # "file" is a path/URI read directly, "latest" a 'BATCH.STEP' reference to another batch's output.
 EXTERNAL_INPUT = "mlbatch_input"
+CODE_MARK = "mlbatch_code"  # a param naming code the worker calls (workers/call_params.py says the same)
 
 _DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
@@ -74,14 +75,39 @@ def code_version(image: str | None = None, worker: str | None = None) -> str:
     package = get_worker(worker).package if worker is not None else "workers"
     if package == "workers":
         return "workers:" + source_digest(str(PROJECT_ROOT / "workers"))
+    return package_version(package, f"worker {worker!r}")
+
+
+def package_version(package: str, whose: str, folder: str | None = None) -> str:
+    """'PACKAGE:sha256' of a top-level package's source (or a one-module package's file), found without
+    importing it: in `folder` first when given, then on sys.path."""
+    import importlib.machinery
     import importlib.util
 
-    spec = importlib.util.find_spec(package)  # where its source is, without importing it
+    # where its source is: the folder, else wherever an import would look (editable installs too)
+    spec = (importlib.machinery.PathFinder.find_spec(package, [folder]) if folder else None) \
+        or importlib.util.find_spec(package)
     if spec is None or spec.origin is None and not spec.submodule_search_locations:
-        raise ValueError(f"worker {worker!r}: its package {package!r} is not importable here")
+        raise ValueError(f"{whose}: its package {package!r} is not importable here")
     if spec.submodule_search_locations:
         return f"{package}:" + source_digest(list(spec.submodule_search_locations)[0])
-    return f"{package}:" + hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()  # a one-module worker
+    return f"{package}:" + hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()  # a one-module package
+
+
+def called_code_versions(worker: str, params: Mapping[str, Any]) -> list[str]:
+    """The versions of the code a worker calls by reference: a param marked `mlbatch_code` names it
+    ("module:qualname"; python.call's `function`), and its package's source is part of the key. The
+    mark's value may name the param of a folder the package is looked for first (python.call's `code`)."""
+    from workers.registry import get_worker
+
+    versions = []
+    for name, field in get_worker(worker).params.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get(CODE_MARK) and isinstance(params.get(name), str):
+            package = params[name].split(":", 1)[0].split(".", 1)[0]
+            folder = params.get(extra[CODE_MARK]) if isinstance(extra[CODE_MARK], str) else None
+            versions.append(package_version(package, f"{worker} {name} {params[name]!r}", folder))
+    return versions
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,7 +17,7 @@ from mlbatch.run.operator import StepOperator
 from mlbatch.spec.loader import load_spec
 from mlbatch.spec.models import ResolvedStep
 
-__all__ = ["LOCAL_POOL", "build_dag"]
+__all__ = ["LOCAL_POOL", "build_dag", "step_task"]
 # Airflow's own timeout is a backstop: the backend enforces the step timeout itself
 # and classifies it, so give it time to kill the workers and report first.
 TIMEOUT_GRACE = timedelta(seconds=60)
@@ -48,7 +48,7 @@ def build_dag(loader_file: str, spec_relpath: str) -> DAG:
     ) as dag:
         callbacks = alerts.callbacks() if alerts else {}
         digest = alerts is not None and "success" in alerts.events
-        tasks = {name: _task(spec.dag_id, step, callbacks, digest) for name, step in steps.items()}
+        tasks = {name: step_task(spec.dag_id, step, callbacks, digest) for name, step in steps.items()}
         for name, step in steps.items():
             for upstream in step.needs:
                 tasks[upstream] >> tasks[name]
@@ -63,11 +63,13 @@ def _alerts(spec):
     return SlackAlerts(spec.alerts.slack, spec.alerts.on)
 
 
-def _task(dag_id: str, step: ResolvedStep, callbacks: dict, record_run: bool) -> StepOperator:
+def step_task(dag_id: str, step: ResolvedStep, callbacks: dict, record_run: bool,
+              operator: type[StepOperator] = StepOperator) -> StepOperator:
+    """The task of one step (a spec's, or a Python DAG's `@step` function with its own operator class)."""
     backoff = {"retry_exponential_backoff": 2.0} if step.retry_backoff else {}  # delay doubles per try
     if step.max_retry_delay is not None:
         backoff["max_retry_delay"] = step.max_retry_delay
-    return StepOperator(
+    return operator(
         task_id=step.name,
         batch_id=dag_id,
         step=step,

@@ -25,6 +25,7 @@ def step_cache_key(step: ResolvedStep, upstream: dict[str, dict[str, Any]], shar
     else:
         # a backend on this machine runs this host's workers/, whatever image the spec names
         version = cache.code_version(None if backend_info(step.backend).on_this_machine else step.image, step.run)
+        version = "+".join([version, *cache.called_code_versions(step.run, step.params)])  # python.call's function
     salt = None if step.cache else run_key(run_id)  # cache: false -> never reused by another run
     worker = step.run if step.command is None else "command:" + cache.canonical_json(list(step.command))
     key = cache.step_key(worker, step.params, inputs, shard_count, version, salt=salt)

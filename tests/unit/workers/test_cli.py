@@ -59,7 +59,7 @@ def test_cli_list():
         "features.synthetic", "train.gbdt", "ensemble.average", "predict.batch", "drift.features",
         "check.noop", "check.sleep", "check.memory", "check.fail",
         "articles.corpus", "history.synthetic", "embed.text", "recommend.topk",
-        "table.load", "train.mlp", "ensemble.stack"}
+        "table.load", "train.mlp", "ensemble.stack", "python.call"}
     assert "metrics (binary: auc, logloss, folds; multiclass: auc, logloss, folds; regression: rmse, mae, folds)" in out.stdout  # what a gate may read
 
 

@@ -60,7 +60,7 @@ def lint(tmp_path: Path, steps: str) -> list[str]:
 def test_pyproject_declares_exactly_the_catalogue():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][GROUP]
     assert declared == catalogue.ENTRY_POINTS
-    assert len(declared) == 16 and declared["check.noop"] == "workers.catalogue:CHECK_NOOP"
+    assert len(declared) == 17 and declared["check.noop"] == "workers.catalogue:CHECK_NOOP"
 
 
 def test_a_package_worker_is_listed_linted_and_typed_without_importing_its_function(tmp_path, team):
