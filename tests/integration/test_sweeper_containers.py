@@ -1,0 +1,121 @@
+"""Nothing left running: the sweeper removes what a step's task instance can no longer stop.
+
+- docker: a task process running a step through the docker backend is SIGKILLed mid-step; its
+  container runs on. One real run of the `mlbatch_sweeper` DAG (`airflow dags test`, its task
+  asking the API server through get_task_states) finds no task instance for it and removes it.
+- AWS Batch, on the stand-in (jobs run as real containers): a step submitted as a deferred step
+  does before it defers, its task instance then marked failed before its trigger started. One
+  sweep, fed that state through the same TaskStates function the task uses, terminates the job.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.airflow_run import airflow, migrate_db
+from tests.integration.airflow_stack import wait_for
+
+pytestmark = [pytest.mark.containers, pytest.mark.slow]
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+# The task process: one docker-backend step of check.sleep, run as the operator runs it.
+TASK = """
+import sys, uuid
+from mlbatch.backends.docker import DockerBackend
+from mlbatch.backends.jobs import JobRequest
+from mlbatch.backends.slots import LocalSlots
+from mlbatch.settings import DockerSettings
+from workers import wire
+
+image, root, dag = sys.argv[1], sys.argv[2], sys.argv[3]
+step = wire.step_request(worker="check.sleep", params={"seconds": 600}, inputs={}, output=root + "/" + dag + "/nap/k",
+                         shard_count=1)
+request = JobRequest(name=dag + ".nap", image=image, command=wire.run_command(step), memory_mib=256,
+                     env={"MLBATCH_ARTIFACTS": root, "MLBATCH_TRY_NUMBER": "1"}, identity=uuid.uuid4().hex,
+                     tags={"dag": dag, "step": "nap", "run": "manual__killed", "try": "1"})
+DockerBackend(log=print, settings=DockerSettings(), slots=LocalSlots(2, root + "/../slots")).run(request)
+"""
+
+
+def _containers(docker_client, dag: str) -> list:
+    return docker_client.containers.list(all=True, filters={"label": [f"mlbatch.dag={dag}"]})
+
+
+def test_a_step_container_of_a_killed_task_process_is_gone_after_one_sweep(docker_client, worker_image, tmp_path):
+    migrate_db()
+    dag = f"sweep_victim_{uuid.uuid4().hex[:8]}"
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)])}
+    task = subprocess.Popen([sys.executable, "-c", textwrap.dedent(TASK), worker_image, str(root), dag], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: any(c.status == "running" for c in _containers(docker_client, dag)),
+                        within_s=120, every_s=0.3)
+    finally:
+        task.send_signal(signal.SIGKILL)  # no cleanup runs: the container is left behind
+        task.wait(30)
+    [left] = _containers(docker_client, dag)
+    left.reload()
+    assert left.status == "running"
+    try:
+        done = airflow(PROJECT / "dags", "dags", "test", "mlbatch_sweeper", "-c",
+                       json.dumps({"grace_seconds": 0, "only_dags": [dag]}), timeout=300)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output[-4000:]
+        assert f"container {left.id[:12]} (running) stopped: task instance {dag}.nap (run manual__killed) " \
+               "no longer exists" in output, output[-4000:]
+        assert _containers(docker_client, dag) == []
+    finally:
+        for container in _containers(docker_client, dag):
+            container.remove(force=True)
+
+
+def test_a_batch_job_of_a_step_marked_failed_before_its_trigger_started_is_terminated(aws):
+    from mlbatch.backends.aws.conventions import CANCEL_REASON
+    from mlbatch.backends.aws_batch.backend import AwsBatchBackend
+    from mlbatch.backends.aws_batch.client import BatchJobs
+    from mlbatch.backends.aws_batch.sweep import BatchSweepSource
+    from mlbatch.backends.jobs import JobRequest
+    from mlbatch.sweep.run import sweep
+    from tests.integration.aws_stand_in import BUCKET, QUEUES
+    from workers.wire import run_command, step_request
+
+    dag = f"sweep_batch_{uuid.uuid4().hex[:8]}"
+    step = step_request(worker="check.sleep", params={"seconds": 600}, inputs={}, output=f"s3://{BUCKET}/{dag}/nap",
+                        shard_count=1)
+    request = JobRequest(name=f"{dag}.nap", image="mlbatch-worker:cpu", command=run_command(step), memory_mib=256,
+                         env={"MLBATCH_TRY_NUMBER": "1"}, identity=uuid.uuid4().hex,
+                         tags={"dag": dag, "step": "nap", "run": "scheduled__1", "try": "1"})
+    handle = AwsBatchBackend(log=lambda line: None).submit(request)  # what execute() does before it defers
+    batch = aws.client("batch")
+
+    def status() -> str:
+        return batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]["status"]
+
+    assert wait_for(lambda: status() == "RUNNING", within_s=120, every_s=0.3)
+    # Airflow's answer for that task instance, as get_task_states gives it: marked failed
+    asked: list[tuple] = []
+
+    def states(dag_id, run_ids, task_ids):
+        asked.append((dag_id, list(run_ids), list(task_ids)))
+        return {"scheduled__1": {"nap": "failed"}}
+
+    lines: list[str] = []
+    report = sweep([BatchSweepSource(BatchJobs("aws_default", None), QUEUES.values())], states, log=lines.append,
+                   grace_s=0, only_dags=[dag])
+    assert asked == [(dag, ["scheduled__1"], ["nap"])]
+    assert [o.resource.id for o in report.stopped] == [handle.job_id], lines
+    assert wait_for(lambda: status() == "FAILED", within_s=60, every_s=0.3)
+    job = batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]
+    assert job["statusReason"] == (f"{CANCEL_REASON} (mlbatch sweeper: task instance {dag}.nap (run scheduled__1) "
+                                   "is failed, not running)")
