@@ -80,23 +80,28 @@ def test_a_step_container_of_a_killed_task_process_is_gone_after_one_sweep(docke
             container.remove(force=True)
 
 
+def _sleep_request(dag: str, run: str, **fields):
+    from mlbatch.backends.jobs import JobRequest
+    from tests.integration.aws_stand_in import BUCKET
+    from workers.wire import run_command, step_request
+
+    step = step_request(worker="check.sleep", params={"seconds": 600}, inputs={}, output=f"s3://{BUCKET}/{dag}/nap",
+                        shard_count=1)
+    return JobRequest(name=f"{dag}.nap", image="mlbatch-worker:cpu", command=run_command(step), memory_mib=512,
+                      env={"MLBATCH_TRY_NUMBER": "1"}, identity=uuid.uuid4().hex,
+                      tags={"dag": dag, "step": "nap", "run": run, "try": "1"}, **fields)
+
+
 def test_a_batch_job_of_a_step_marked_failed_before_its_trigger_started_is_terminated(aws):
     from mlbatch.backends.aws.conventions import CANCEL_REASON
     from mlbatch.backends.aws_batch.backend import AwsBatchBackend
     from mlbatch.backends.aws_batch.client import BatchJobs
     from mlbatch.backends.aws_batch.sweep import BatchSweepSource
-    from mlbatch.backends.jobs import JobRequest
     from mlbatch.sweep.run import sweep
-    from tests.integration.aws_stand_in import BUCKET, QUEUES
-    from workers.wire import run_command, step_request
+    from tests.integration.aws_stand_in import QUEUES
 
     dag = f"sweep_batch_{uuid.uuid4().hex[:8]}"
-    step = step_request(worker="check.sleep", params={"seconds": 600}, inputs={}, output=f"s3://{BUCKET}/{dag}/nap",
-                        shard_count=1)
-    request = JobRequest(name=f"{dag}.nap", image="mlbatch-worker:cpu", command=run_command(step), memory_mib=256,
-                         env={"MLBATCH_TRY_NUMBER": "1"}, identity=uuid.uuid4().hex,
-                         tags={"dag": dag, "step": "nap", "run": "scheduled__1", "try": "1"})
-    handle = AwsBatchBackend(log=lambda line: None).submit(request)  # what execute() does before it defers
+    handle = AwsBatchBackend(log=lambda line: None).submit(_sleep_request(dag, "scheduled__1"))  # what execute() does before it defers
     batch = aws.client("batch")
 
     def status() -> str:
@@ -119,3 +124,27 @@ def test_a_batch_job_of_a_step_marked_failed_before_its_trigger_started_is_termi
     job = batch.describe_jobs(jobs=[handle.job_id])["jobs"][0]
     assert job["statusReason"] == (f"{CANCEL_REASON} (mlbatch sweeper: task instance {dag}.nap (run scheduled__1) "
                                    "is failed, not running)")
+
+
+def test_an_ecs_task_of_a_step_whose_task_instance_was_cleared_is_stopped(aws):
+    from mlbatch.backends.aws.conventions import CANCEL_REASON
+    from mlbatch.backends.ecs.backend import EcsBackend
+    from mlbatch.backends.ecs.client import EcsTasks
+    from mlbatch.backends.ecs.sweep import EcsSweepSource
+    from mlbatch.sweep.run import sweep
+
+    dag = f"sweep_ecs_{uuid.uuid4().hex[:8]}"
+    handle = EcsBackend(log=lambda line: None).submit(_sleep_request(dag, "manual__2", vcpu=0.25))
+    ecs = aws.client("ecs")
+
+    def task() -> dict:
+        return ecs.describe_tasks(cluster="mlbatch", tasks=handle.arns)["tasks"][0]
+
+    assert wait_for(lambda: task()["lastStatus"] == "RUNNING", within_s=120, every_s=0.3)
+    report = sweep([EcsSweepSource(EcsTasks("aws_default", None), "mlbatch")],
+                   lambda dag_id, runs, tasks: {"manual__2": {"nap": None}},  # cleared: no state yet
+                   log=lambda line: None, grace_s=0, only_dags=[dag])
+    assert [o.resource.id for o in report.stopped] == handle.arns
+    assert wait_for(lambda: task()["lastStatus"] == "STOPPED", within_s=60, every_s=0.3)
+    assert task()["stoppedReason"] == (f"{CANCEL_REASON} (mlbatch sweeper: task instance {dag}.nap (run manual__2) "
+                                       "is not started, not running)")
