@@ -18,7 +18,7 @@ from airflow.sdk import dag, task
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    tags=["mlbatch", "maintenance"],
+    tags=["mlbatch-maintenance"],  # not "mlbatch": the mlbatch page lists the DAGs with that tag as batches
     doc_md=__doc__,
     params={"grace_seconds": 300, "only_dags": []},
     default_args={"owner": "mlbatch", "retries": 1, "retry_delay": timedelta(minutes=1),
