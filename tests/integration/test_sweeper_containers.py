@@ -1,8 +1,10 @@
 """Nothing left running: the sweeper removes what a step's task instance can no longer stop.
 
 - docker: a task process running a step through the docker backend is SIGKILLed mid-step; its
-  container runs on. One real run of the `mlbatch_sweeper` DAG (`airflow dags test`, its task
-  asking the API server through get_task_states) finds no task instance for it and removes it.
+  container runs on. Its task instance is a real one, of a real Airflow run that has ended
+  (`airflow dags test` of a one-step batch): one real run of the `mlbatch_sweeper` DAG, its task
+  asking the API server through get_task_states, finds it ended and removes the container. A
+  container of a run that Airflow does not know (another deployment's) is left alone.
 - AWS Batch, on the stand-in (jobs run as real containers): a step submitted as a deferred step
   does before it defers, its task instance then marked failed before its trigger started. One
   sweep, fed that state through the same TaskStates function the task uses, terminates the job.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.airflow_run import airflow, migrate_db
+from tests.integration.airflow_run import airflow, dags_test, migrate_db, write_batch
 from tests.integration.airflow_stack import wait_for
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
@@ -36,45 +38,70 @@ from mlbatch.backends.slots import LocalSlots
 from mlbatch.settings import DockerSettings
 from workers import wire
 
-image, root, dag = sys.argv[1], sys.argv[2], sys.argv[3]
+image, root, dag, run = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 step = wire.step_request(worker="check.sleep", params={"seconds": 600}, inputs={}, output=root + "/" + dag + "/nap/k",
                          shard_count=1)
 request = JobRequest(name=dag + ".nap", image=image, command=wire.run_command(step), memory_mib=256,
                      env={"MLBATCH_ARTIFACTS": root, "MLBATCH_TRY_NUMBER": "1"}, identity=uuid.uuid4().hex,
-                     tags={"dag": dag, "step": "nap", "run": "manual__killed", "try": "1"})
+                     tags={"dag": dag, "step": "nap", "run": run, "try": "1"})
 DockerBackend(log=print, settings=DockerSettings(), slots=LocalSlots(2, root + "/../slots")).run(request)
 """
 
 
-def _containers(docker_client, dag: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": [f"mlbatch.dag={dag}"]})
+def _containers(docker_client, dag: str, run: str | None = None) -> list:
+    labels = [f"mlbatch.dag={dag}", *([f"mlbatch.run={run}"] if run else [])]
+    return docker_client.containers.list(all=True, filters={"label": labels})
+
+
+def _ended_run(dags: Path, dag: str) -> str:
+    """The run id of one real, ended Airflow run of a one-step batch `dag` (its step: nap)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    write_batch(dags, dag, "steps:\n  nap: {run: check.noop}\n")
+    done = dags_test(dags, dag)
+    assert done.returncode == 0, done.output[-4000:]
+    with create_session() as session:
+        [run] = session.query(DagRun).filter(DagRun.dag_id == dag).all()
+        return run.run_id
+
+
+def _killed_mid_step(docker_client, image: str, root: Path, dag: str, run: str) -> object:
+    """A task process running a docker-backend step of `dag`, SIGKILLed once its container runs: the container."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)])}
+    task = subprocess.Popen([sys.executable, "-c", textwrap.dedent(TASK), image, str(root), dag, run], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: any(c.status == "running" for c in _containers(docker_client, dag, run)),
+                        within_s=120, every_s=0.3)
+    finally:
+        task.send_signal(signal.SIGKILL)  # no cleanup runs: the container is left behind
+        task.wait(30)
+    [left] = _containers(docker_client, dag, run)
+    left.reload()
+    assert left.status == "running"
+    return left
 
 
 def test_a_step_container_of_a_killed_task_process_is_gone_after_one_sweep(docker_client, worker_image, tmp_path):
     migrate_db()
     dag = f"sweep_victim_{uuid.uuid4().hex[:8]}"
+    run = _ended_run(tmp_path / "dags", dag)
     root = tmp_path / "artifacts"
     root.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "plugins"), str(PROJECT)])}
-    task = subprocess.Popen([sys.executable, "-c", textwrap.dedent(TASK), worker_image, str(root), dag], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for(lambda: any(c.status == "running" for c in _containers(docker_client, dag)),
-                        within_s=120, every_s=0.3)
-    finally:
-        task.send_signal(signal.SIGKILL)  # no cleanup runs: the container is left behind
-        task.wait(30)
-    [left] = _containers(docker_client, dag)
-    left.reload()
-    assert left.status == "running"
+    left = _killed_mid_step(docker_client, worker_image, root, dag, run)
+    foreign = _killed_mid_step(docker_client, worker_image, root, dag, "manual__of_another_airflow")
     try:
         done = airflow(PROJECT / "dags", "dags", "test", "mlbatch_sweeper", "-c",
                        json.dumps({"grace_seconds": 0, "only_dags": [dag]}), timeout=300)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-4000:]
-        assert f"container {left.id[:12]} (running) stopped: task instance {dag}.nap (run manual__killed) " \
-               "no longer exists" in output, output[-4000:]
-        assert _containers(docker_client, dag) == []
+        assert f"container {left.id[:12]} (running) stopped: task instance {dag}.nap (run {run}) " \
+               "is success, not running" in output, output[-4000:]
+        assert "docker: 2 step resources, 1 orphaned, 1 of runs this Airflow does not know" in output
+        assert _containers(docker_client, dag, run) == []
+        foreign.reload()
+        assert foreign.status == "running"
     finally:
         for container in _containers(docker_client, dag):
             container.remove(force=True)

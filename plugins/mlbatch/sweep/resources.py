@@ -3,8 +3,10 @@
 A step's container, Batch job or ECS task carries the tags of its JobRequest (dag, step, run,
 try, ...): they name the task instance that started it (task id = step name). It is an orphan
 when that task instance is not running (nor deferred, waiting on it in the triggerer): ended,
-failed, up for retry, cleared, or gone with its DAG run; and only once it is older than a grace
-period, so that nothing is stopped in the moment between a start and the state Airflow reports.
+failed, up for retry or cleared; and only once it is older than a grace period, so that nothing
+is stopped in the moment between a start and the state Airflow reports. A resource of a DAG run
+this Airflow does not know is left alone: another deployment on the same Docker host or AWS
+account started it, and only that one can tell.
 """
 from __future__ import annotations
 
@@ -50,20 +52,24 @@ def step_tags(tags: Mapping[str, str], prefix: str) -> tuple[str, str, str] | No
 
 
 def orphans(resources: Iterable[StepResource], states: TaskStates, *, now: float,
-            grace_s: float = DEFAULT_GRACE_S) -> list[Orphan]:
-    """The resources past the grace period whose task instance is not running, each with the reason."""
+            grace_s: float = DEFAULT_GRACE_S) -> tuple[list[Orphan], list[StepResource]]:
+    """The resources past the grace period whose task instance is not running, each with the reason;
+    and those of runs this Airflow does not know (left alone)."""
     old = [r for r in resources if now - r.created >= grace_s]
     by_dag: dict[str, list[StepResource]] = {}
     for resource in old:
         by_dag.setdefault(resource.dag, []).append(resource)
     found: list[Orphan] = []
+    foreign: list[StepResource] = []
     for dag, members in sorted(by_dag.items()):
         known = states(dag, sorted({r.run for r in members}), sorted({r.step for r in members}))
         for resource in members:
-            runs = known.get(resource.run) or {}
-            if resource.step not in runs:
+            tasks = known.get(resource.run)
+            if tasks is None:
+                foreign.append(resource)
+            elif resource.step not in tasks:
                 found.append(Orphan(resource, f"task instance {resource.task_instance} no longer exists"))
-            elif (state := runs[resource.step]) not in WATCHING_STATES:
+            elif (state := tasks[resource.step]) not in WATCHING_STATES:
                 found.append(Orphan(resource, f"task instance {resource.task_instance} is {state or 'not started'}, "
                                               "not running"))
-    return found
+    return found, foreign

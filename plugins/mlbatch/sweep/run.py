@@ -36,8 +36,9 @@ def sweep(sources: Sequence[Source], states: TaskStates, *, log: Callable[[str],
             report.failed.append(f"{source.name}: could not list: {error}")
             log(report.failed[-1])
             continue
-        found = orphans(listed, states, now=clock(), grace_s=grace_s)
-        log(f"{source.name}: {len(listed)} step resources, {len(found)} orphaned")
+        found, foreign = orphans(listed, states, now=clock(), grace_s=grace_s)
+        log(f"{source.name}: {len(listed)} step resources, {len(found)} orphaned, {len(foreign)} of runs this "
+            "Airflow does not know (left alone)")
         for orphan in found:
             _stop(source, orphan, report, log)
     return report

@@ -32,30 +32,35 @@ class States:
 @pytest.mark.parametrize("state", ["success", "failed", "up_for_retry", "upstream_failed", "scheduled", "queued",
                                    "restarting", None])
 def test_a_resource_whose_task_instance_is_not_running_is_an_orphan(state):
-    [orphan] = orphans([resource()], States({"churn": {"r1": {"train": state}}}), now=NOW, grace_s=300)
+    [orphan], _ = orphans([resource()], States({"churn": {"r1": {"train": state}}}), now=NOW, grace_s=300)
     assert orphan.reason == f"task instance churn.train (run r1) is {state or 'not started'}, not running"
 
 
 @pytest.mark.parametrize("state", ["running", "deferred"])
 def test_a_running_or_deferred_task_instance_keeps_its_resource(state):
-    assert orphans([resource()], States({"churn": {"r1": {"train": state}}}), now=NOW, grace_s=300) == []
+    assert orphans([resource()], States({"churn": {"r1": {"train": state}}}), now=NOW, grace_s=300) == ([], [])
 
 
-def test_a_resource_of_a_task_instance_airflow_no_longer_knows_is_an_orphan():
-    [orphan] = orphans([resource(run="deleted")], States({"churn": {"r1": {"train": "running"}}}), now=NOW)
-    assert orphan.reason == "task instance churn.train (run deleted) no longer exists"
+def test_a_resource_of_a_task_instance_its_run_no_longer_has_is_an_orphan():
+    [orphan], _ = orphans([resource(step="renamed")], States({"churn": {"r1": {"train": "running"}}}), now=NOW)
+    assert orphan.reason == "task instance churn.renamed (run r1) no longer exists"
+
+
+def test_a_resource_of_a_run_this_airflow_does_not_know_is_left_to_the_deployment_that_started_it():
+    other = resource(run="another_deployments_run")
+    assert orphans([other], States({"churn": {"r1": {"train": "failed"}}}), now=NOW) == ([], [other])
 
 
 def test_a_resource_younger_than_the_grace_period_is_left_and_not_even_asked_about():
     states = States({"churn": {"r1": {"train": "queued"}}})
-    assert orphans([resource(age_s=299)], states, now=NOW, grace_s=300) == []
+    assert orphans([resource(age_s=299)], states, now=NOW, grace_s=300) == ([], [])
     assert states.asked == []
 
 
 def test_one_question_per_batch_for_all_its_runs_and_steps():
     states = States({"churn": {"r1": {"train": "running", "score": "failed"}, "r2": {"train": "success"}},
                      "text": {"r9": {"embed": "running"}}})
-    found = orphans([resource("train", "r1"), resource("score", "r1"), resource("train", "r2"),
+    found, _ = orphans([resource("train", "r1"), resource("score", "r1"), resource("train", "r2"),
                      resource("embed", "r9", dag="text")], states, now=NOW)
     assert [o.resource.id for o in found] == ["churn-score-r1", "churn-train-r2"]
     assert states.asked == [("churn", ["r1", "r2"], ["score", "train"]), ("text", ["r9"], ["embed"])]
