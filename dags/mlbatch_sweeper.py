@@ -1,8 +1,9 @@
 """mlbatch maintenance: remove step workers whose Airflow task instance is no longer running.
 
 Every 10 minutes: step containers of the docker backend, live AWS Batch jobs and ECS tasks of
-mlbatch steps, each stopped when its task instance has ended, failed or was cleared, and it is older than the grace period (params: grace_seconds; only_dags limits a manual run to
-some batches). Each action is logged with its reason. See README "Security model".
+mlbatch steps, each stopped when its task instance has ended, failed or was cleared, and it is
+older than the grace period (params: grace_seconds; only_dags limits a manual run to some
+batches). Each action is logged with its reason. See README "Security model".
 """
 from __future__ import annotations
 
