@@ -26,6 +26,12 @@ os.environ.update({
 })
 os.environ.pop("MLBATCH_BACKEND", None)
 
+from tests.enterable_temp import let_workers_run_this_python, make_enterable, patch_pytest_temp_dirs  # noqa: E402
+
+make_enterable(_ROOT)  # root's local workers run as another uid: it must reach the artifact root
+patch_pytest_temp_dirs()
+let_workers_run_this_python()
+
 # The Docker engine and the images built from this checkout, for every test directory
 from tests.containers.fixtures import base_image, docker_client, mark_container_tests, worker_image  # noqa: E402,F401
 

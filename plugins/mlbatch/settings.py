@@ -29,6 +29,7 @@ SETTINGS_FILE = "mlbatch.toml"
 # Marks the fields that name an AWS resource a deployment creates: the CloudFormation stack
 # (deploy/cloudformation/mlbatch.yaml) has one output for each (see mlbatch.cli.stack_settings).
 AWS_RESOURCE = {"aws_resource": True}
+USER_PATTERN = r"^[1-9][0-9]*(:[0-9]+)?$"  # "uid" or "uid:gid", never uid 0
 
 
 class SettingsError(ValueError):
@@ -99,12 +100,19 @@ class DockerSettings(_Section):
     network: DockerNetwork = "none"
     # "uid:gid" each container runs as; None: the artifact root's owner, or the image's own user
     # 10001:10001 when root owns it. Never uid 0.
-    user: str | None = Field(None, pattern=r"^[1-9][0-9]*(:[0-9]+)?$")
+    user: str | None = Field(None, pattern=USER_PATTERN)
     pids_limit: int = Field(1024, ge=16)  # processes and threads of one container (a fork bomb stops there)
     pull: bool = False  # pull an image the Docker host lacks (False: fail at once, "build the worker image")
     # names of variables of the task's environment handed to each container (e.g. AWS_ENDPOINT_URL
     # for an s3:// artifact root); nothing else of it reaches a container
     pass_env: list[str] = Field(default_factory=list)
+
+
+class LocalSettings(_Section):
+    # "uid:gid" each local worker runs as when the task process is root (a root worker may read its
+    # task process's environment through /proc); None: the artifact root's owner, or 10001:10001
+    # when root owns it. Never uid 0. Ignored when Airflow runs as another user (its workers run as it).
+    user: str | None = Field(None, pattern=USER_PATTERN)
 
 
 class ArtifactSettings(_Section):
@@ -136,6 +144,7 @@ class Settings(_Section):
     batch: BatchSettings = BatchSettings()
     ecs: EcsSettings = EcsSettings()
     docker: DockerSettings = DockerSettings()
+    local: LocalSettings = LocalSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
     tracking: TrackingSettings = TrackingSettings()
     prices: PriceSettings = PriceSettings()

@@ -11,6 +11,7 @@ from workers.peak import read_peak
 from mlbatch.backends.failures import classify_exit, format_exit, format_mib
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
 from mlbatch.backends.local.groups import ProcessGroups
+from mlbatch.backends.local.worker_user import remove_scratch
 from mlbatch.backends.local.spawn import Shard
 
 _READER_JOIN_S = 5.0
@@ -33,6 +34,7 @@ def reap_if_exited(request: JobRequest, shard: Shard, groups: ProcessGroups,
     for reader in shard.readers:
         reader.join(_READER_JOIN_S)
     shard.lease.release()
+    remove_scratch(shard.given)
     outcome, peak = _outcome(request, shard, status, usage, duration)
     verdict = "ok" if outcome.failure is None else f"{outcome.failure.value}: {outcome.reason}"
     emit(f"{shard.prefix} finished pid {shard.pid} in {duration:.1f}s, "

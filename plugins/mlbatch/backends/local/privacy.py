@@ -10,19 +10,22 @@ can read /proc/<parent>/environ. Two kernel rules close most of that door:
   permitted and effective sets before exec, so exec cannot give it back to root): a worker
   running as root can neither trace the task process nor read its memory.
 
-A worker running as root may still read the environ of its task process on some kernels, and
-other processes of the same user (the scheduler) stay readable: the local backend runs trusted
-code only, Airflow should run as an ordinary user, and untrusted code belongs in a container.
+A worker running as root may still read the environ of its task process on some kernels, so a
+root task process runs its workers as another uid (worker_user.py). Other processes of the same
+user as the worker stay readable to it: the local backend runs trusted code only, Airflow should
+run as an ordinary user, and untrusted code belongs in a container.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from typing import Callable
 
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
 CAP_SYS_PTRACE = 19
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -50,8 +53,14 @@ def hide_from_children() -> None:
         _LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def without_ptrace(then: Callable[[], None] | None) -> Callable[[], None] | None:
+def without_ptrace(then: Callable[[], None] | None, switch_to: tuple[int, int] | None = None
+                   ) -> Callable[[], None] | None:
     """A preexec_fn that drops CAP_SYS_PTRACE from the child for good, then runs `then`.
+
+    With `switch_to` (uid, gid), a root parent's child then becomes that user with no supplementary
+    groups and no_new_privs (no set-uid program can make it root again). The bounding set is
+    shrunk first, while the child may still do it; `then` runs last, as a uid switch clears a
+    parent-death signal set before it.
 
     Everything is resolved here, in the parent: between fork and exec nothing may import,
     allocate much or look anything up.
@@ -69,6 +78,12 @@ def without_ptrace(then: Callable[[], None] | None) -> Callable[[], None] | None
             data[0].permitted &= keep
             data[0].inheritable &= keep
             capset(ctypes.byref(header), data)
+        if switch_to is not None:
+            uid, gid = switch_to
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if then is not None:
             then()
 

@@ -18,6 +18,7 @@ from mlbatch.backends.local.groups import ProcessGroups
 from mlbatch.backends.local.outcome import reap_if_exited
 from mlbatch.backends.local.spawn import Shard, spawn
 from mlbatch.backends.local.watchdog import watch_memory
+from mlbatch.backends.local.worker_user import WorkerUser, remove_scratch
 from mlbatch.backends.shard_loop import Emit
 from mlbatch.backends.slots import SlotLease
 
@@ -25,8 +26,9 @@ from mlbatch.backends.slots import SlotLease
 class LocalRunner:
     capacity = "local capacity"
 
-    def __init__(self, request: JobRequest, groups: ProcessGroups, emit: Emit, wake: threading.Event) -> None:
-        self.request, self.groups, self.emit, self.wake = request, groups, emit, wake
+    def __init__(self, request: JobRequest, groups: ProcessGroups, emit: Emit, wake: threading.Event,
+                 user: WorkerUser | None = None) -> None:
+        self.request, self.groups, self.emit, self.wake, self.user = request, groups, emit, wake, user
         self.shards: dict[int, Shard] = {}
         self.scratch = tempfile.mkdtemp(prefix="mlbatch-try-")
         os.chmod(self.scratch, 0o711)  # not listable; a worker under another uid still reaches its own file
@@ -38,7 +40,7 @@ class LocalRunner:
         shutil.rmtree(self.scratch, ignore_errors=True)  # a file an abandoned worker never reported
 
     def launch(self, index: int, lease: SlotLease) -> ShardOutcome | None:
-        started = spawn(self.request, index, lease, self.groups, self.emit, self.wake, self.scratch)
+        started = spawn(self.request, index, lease, self.groups, self.emit, self.wake, self.scratch, self.user)
         if isinstance(started, ShardOutcome):
             return started
         self.shards[index] = started
@@ -74,4 +76,5 @@ class LocalRunner:
                 self.shards[index].process.returncode = code
         for shard in self.shards.values():
             shard.lease.release()
+            remove_scratch(shard.given)
         self.shards.clear()

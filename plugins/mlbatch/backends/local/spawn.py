@@ -25,7 +25,9 @@ from mlbatch.backends.environment import shard_command, shard_environment
 from mlbatch.backends.failures import FailureClass, format_mib, shard_prefix
 from mlbatch.backends.jobs import JobRequest, ShardOutcome
 from mlbatch.backends.local import privacy
+from mlbatch.backends.local import worker_user as switch
 from mlbatch.backends.local.groups import ProcessGroups
+from mlbatch.backends.local.worker_user import WorkerUser
 from mlbatch.backends.slots import SlotLease
 
 STDERR_TAIL_LINES = 20
@@ -92,6 +94,7 @@ class Shard:
     readers: list[threading.Thread] = field(default_factory=list)
     peak_mib: float = 0.0
     peak_file: str | None = None  # where the worker writes its own peak at exit (wire.PEAK_FILE)
+    given: dict[str, str] | None = None  # HOME, TMPDIR... of a worker switched to another uid
     # Why we killed it, if we did: "oom", "timeout" or "cancel".
     killed_for: str | None = None
 
@@ -101,15 +104,18 @@ class Shard:
 
 
 def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGroups, emit: Emit,
-          wake: threading.Event, peak_dir: str | None = None) -> Shard | ShardOutcome:
-    """Start shard `index`, or say why it could not start (infrastructure; its lease released)."""
+          wake: threading.Event, peak_dir: str | None = None, user: WorkerUser | None = None) -> Shard | ShardOutcome:
+    """Start shard `index` (as `user` when given), or say why it could not start (infrastructure; lease released)."""
     prefix = shard_prefix(index, request.shard_count)
     argv = worker_argv(request, index)
     started = time.monotonic()
     privacy.hide_from_children()
     env = worker_env(request, index)
     env[wire.PEAK_FILE] = peak_file = _peak_file(peak_dir)
+    given: dict[str, str] | None = None
     try:
+        if user is not None:
+            env.update(given := switch.prepare(user, request, index, peak_file, argv[0]))
         process = subprocess.Popen(
             argv,
             env=env,
@@ -117,24 +123,29 @@ def spawn(request: JobRequest, index: int, lease: SlotLease, groups: ProcessGrou
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # own process group: one killpg stops the whole tree
-            preexec_fn=privacy.without_ptrace(_die_with_parent(os.getpid())),
+            preexec_fn=privacy.without_ptrace(_die_with_parent(os.getpid()),
+                                              switch_to=None if user is None else (user.uid, user.gid)),
             close_fds=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         lease.release()
         os.unlink(peak_file)
+        switch.remove_scratch(given)
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         missing = wire.COMMAND_NOT_FOUND_EXIT_CODE if isinstance(exc, FileNotFoundError) else None  # as a shell says
+        as_user = f" as uid {user.uid} ([local] user)" if user is not None else ""
         return ShardOutcome(index=index, duration_s=time.monotonic() - started, failure=FailureClass.infrastructure,
-                            reason=f"could not start {argv[0]!r}: {detail}", exit_code=missing)
+                            reason=f"could not start {argv[0]!r}{as_user}: {detail}", exit_code=missing)
     groups.add(index, process.pid)  # session leader: its pid is the group id
     try:
         tree: psutil.Process | None = psutil.Process(process.pid)
     except psutil.Error:
         tree = None
     shard = Shard(index=index, prefix=prefix, process=process, lease=lease, started=started, tree=tree,
-                  peak_file=peak_file)
-    emit(f"{prefix} started pid {process.pid}: {request.vcpu:g} vcpu, {format_mib(request.memory_mib)} memory budget")
+                  peak_file=peak_file, given=given)
+    as_user = f" as uid {user.uid}" if user is not None else ""
+    emit(f"{prefix} started pid {process.pid}{as_user}: {request.vcpu:g} vcpu, "
+         f"{format_mib(request.memory_mib)} memory budget")
     assert process.stdout is not None and process.stderr is not None
     for stream, tail in ((process.stdout, None), (process.stderr, shard.stderr_tail)):
         reader = threading.Thread(target=_pump, args=(stream, prefix, tail, emit, wake),
