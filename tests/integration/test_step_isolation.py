@@ -4,6 +4,7 @@ The step runs the worker image's real worker (check.noop) after a script that fi
 the step: a service on this machine's 127.0.0.1 (where the metadata DB listens), running as root,
 overwriting or removing another batch's model, writing to the image's filesystem, raw sockets and
 chown, and forking past the pids limit. Each is refused, and the step's own output still commits.
+Only a step that says `network: host` reaches that service; its own `network: none` wins over the setting.
 The same worker's peak memory is compared with the local backend's.
 """
 from __future__ import annotations
@@ -84,10 +85,8 @@ def _request(image: str, output: Path, worker: str, params: dict[str, Any], **ch
     return JobRequest(**fields)
 
 
-@pytest.fixture(scope="module")
-def attack(worker_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def _attack(image: str, tmp_path: Path, settings: DockerSettings, **changes: Any) -> dict[str, Any]:
     """One docker-backend step that attacks, then does its own work; what it saw, its result and the files."""
-    tmp_path = tmp_path_factory.mktemp("isolation")
     root = tmp_path / "artifacts"
     other = root / "other_batch" / "train" / "k0" / "shard-00000"
     other.mkdir(parents=True)
@@ -99,11 +98,10 @@ def attack(worker_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
     with socket.socket() as db:  # where Airflow's metadata DB listens on a single machine
         db.bind(("127.0.0.1", 0))
         db.listen()
-        request = _request(worker_image, output, "check.noop", {}, entrypoint=["python", "-c", ATTACK])
+        request = _request(image, output, "check.noop", {}, entrypoint=["python", "-c", ATTACK], **changes)
         request = request.model_copy(update={"env": {**request.env, "DB_PORT": str(db.getsockname()[1]),
                                                      "OTHER_MODEL": str(model)}})
-        backend = DockerBackend(log=lines.append, settings=DockerSettings(pids_limit=PIDS_LIMIT),
-                                slots=LocalSlots(2, tmp_path / "slots"))
+        backend = DockerBackend(log=lines.append, settings=settings, slots=LocalSlots(2, tmp_path / "slots"))
         result = backend.run(request)
     seen = [json.loads(line.split("ATTACK ", 1)[1]) for line in lines if "ATTACK " in line]
     assert seen, "\n".join(lines)
@@ -111,8 +109,23 @@ def attack(worker_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
             "root": root}
 
 
+@pytest.fixture(scope="module")
+def attack(worker_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A step that says nothing of its network, under the default settings ([docker] network: none)."""
+    return _attack(worker_image, tmp_path_factory.mktemp("isolation"), DockerSettings(pids_limit=PIDS_LIMIT))
+
+
 def test_the_step_cannot_reach_a_service_on_the_hosts_loopback(attack: dict[str, Any]) -> None:
     assert attack["tried"]["metadata_db"].startswith("refused"), attack["log"]
+
+
+@pytest.mark.parametrize(("step", "setting", "reached"), [("host", "none", True), ("none", "host", False)])
+def test_the_steps_own_network_wins_over_the_setting(worker_image: str, tmp_path: Path, step: str, setting: str,
+                                                     reached: bool) -> None:
+    """`network: host` in a step that needs it reaches the loopback service; `network: none` never does."""
+    seen = _attack(worker_image, tmp_path, DockerSettings(pids_limit=PIDS_LIMIT, network=setting), network=step)
+    assert (seen["tried"]["metadata_db"] == "done") is reached, seen["log"]
+    assert seen["result"].ok, seen["log"]
 
 
 def test_the_step_runs_as_a_user_that_is_not_root_without_capabilities(attack: dict[str, Any]) -> None:

@@ -7,6 +7,8 @@ request, so nothing in it is specific to one backend. Imports no Airflow.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlbatch.backends.failures import FailureClass, failure_block
@@ -42,6 +44,9 @@ class JobRequest(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict, description="labels for cost and lookup (dag, run, step, ...)")
     queue: str | None = Field(None, description="queue role for container backends (cpu, gpu, cpu-spot, gpu-spot)")
     capacity: str = Field("on-demand", description="ECS capacity: on-demand or spot (GPU steps: the GPU provider)")
+    network: Literal["none", "host"] | None = Field(
+        None, description="the docker backend's container network, over its [docker] network setting; None: the "
+        "setting. A local process shares the host's network; an AWS job has its compute environment's")
 
     @field_validator("shard_indices")
     @classmethod

@@ -67,7 +67,7 @@ def problem(param: str, value: str, folders: list[Path]) -> tuple[str, str]:
                f"shares only {shared} with this Airflow (`mlbatch compose up`), so a path elsewhere means "
                "nothing, or another file, to the host's engine")
     fix = (f"put the file under {shared} (the artifact folder, the same path on the host and in every "
-           f"container) and name that path in params.{param}, or use an s3:// URI (with [docker] network = \"host\")")
+           f"container) and name that path in params.{param}, or use an s3:// URI (with network: host in the step)")
     return message, fix
 
 

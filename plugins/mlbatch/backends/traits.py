@@ -28,6 +28,7 @@ class BackendInfo:
     spec_checks: str | None = None  # "module:function": (step name, StepSpec, StepDefaults) -> [Issue]
     priced_as: str = "fargate"  # the cost estimate's rates: "fargate" (vCPU- and GB-hours) or "ec2" (vCPU-hours)
     image_digest: str | None = None  # "module:function": (image, warn) -> "image:<digest>", for the cache key
+    sets_network: bool = False  # a step's `network:` sets its containers' network (else the platform decides)
 
     def load_spec_checks(self) -> Callable[..., list[Any]] | None:
         return _load(self.spec_checks) if self.spec_checks else None
@@ -47,7 +48,7 @@ BACKEND_INFO: dict[str, BackendInfo] = {info.name: info for info in (
                 needs_object_store=False, bills_gpu=False, pool=LOCAL_POOL),
     BackendInfo("docker", "mlbatch.backends.docker:DockerBackend", on_this_machine=False, in_containers=True,
                 needs_object_store=False, bills_gpu=True, spec_checks="mlbatch.backends.shared_paths:spec_checks",
-                image_digest="mlbatch.backends.docker.images:image_digest"),
+                image_digest="mlbatch.backends.docker.images:image_digest", sets_network=True),
     BackendInfo("batch", "mlbatch.backends.aws_batch.backend:AwsBatchBackend", on_this_machine=False,
                 in_containers=True, needs_object_store=True, bills_gpu=True, priced_as="ec2",
                 spec_checks="mlbatch.backends.aws_batch.spec_checks:spec_checks",

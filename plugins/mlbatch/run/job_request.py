@@ -63,6 +63,7 @@ def _request(step: ResolvedStep, batch_id: str, step_try: StepTry, *, env: dict[
         identity=step_try.key,
         queue=step.queue,
         capacity=step.capacity,
+        network=step.network,
         tags={"dag": batch_id, "step": step.name, "run": run_id, "try": str(try_number), "key": step_try.key,
               "owner": owner},
     )

@@ -16,6 +16,9 @@ Backend = Literal[KNOWN_BACKENDS]  # the names come from the backend traits (mlb
 BACKENDS: tuple[str, ...] = KNOWN_BACKENDS
 QueueRole = Literal["cpu", "gpu", "cpu-spot", "gpu-spot"]  # a job queue by role, named in the settings
 QUEUE_ROLES: tuple[str, ...] = get_args(QueueRole)
+# A step container's network: none (no interface but loopback) or host (the host's network).
+StepNetworkName = Literal["none", "host"]
+STEP_NETWORKS: tuple[str, ...] = get_args(StepNetworkName)
 Capacity = Literal["on-demand", "spot"]  # ECS: Fargate or Fargate Spot (GPU steps run on the EC2 GPU provider)
 BACKEND_ENV = "MLBATCH_BACKEND"
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
@@ -60,6 +63,17 @@ def _schedule_check(value: str | None) -> str | None:
     return value
 
 
+def _network_check(value: object) -> object:
+    if value is None or value in STEP_NETWORKS:
+        return value
+    if value == "bridge":
+        raise SpecValueError(
+            "network 'bridge' is not allowed: a step never gets Docker's bridge network (it reaches the host's "
+            "published services and beyond, and the Docker engine may run without one: dockerd --bridge=none)",
+            "write network: none (no network, the default) or network: host (for a step that must reach a service)")
+    raise SpecValueError(f"unknown network {shown(value)}", "write network: none or network: host")
+
+
 def _shard_count_check(value: int) -> int:
     if not 1 <= value <= MAX_SHARDS:
         raise SpecValueError(f"shards must be between 1 and {MAX_SHARDS}; got {value}",
@@ -74,6 +88,7 @@ Retries = Annotated[int, Field(ge=0, le=10)]
 StepName = Annotated[str, AfterValidator(_name_check("step name", STEP_NAME_PATTERN, STEP_NAME_CHARS))]
 DagId = Annotated[str, AfterValidator(_name_check("dag_id", DAG_ID_PATTERN, DAG_ID_CHARS))]
 ShardCount = Annotated[int, AfterValidator(_shard_count_check)]
+StepNetwork = Annotated[StepNetworkName, BeforeValidator(_network_check)]
 ShardsOf = Annotated[str, AfterValidator(_name_check(
     "shards.of", r"[A-Za-z0-9_-]{1,%d}\.[A-Za-z0-9_]{1,64}" % MAX_STEP_NAME,
     "write it as '<step>.<count>', e.g. features.rows"))]

@@ -12,7 +12,7 @@ from mlbatch.spec.bounded_yaml import load_bounded
 from mlbatch.spec.folder import SpecFolder, spec_files
 from mlbatch.spec.loader import check_spec
 from mlbatch.spec.memory_floor import memory_floor_warnings
-from mlbatch.spec.models import BatchSpec
+from mlbatch.spec.models import BatchSpec, setting_at
 from mlbatch.spec.orphans import orphan_problems
 from mlbatch.spec.problems import Problem, problem_at
 from mlbatch.spec.sources import source_issues
@@ -62,7 +62,7 @@ def lint_file(path: Path, cpu_count: int | None = None, folder: SpecFolder | Non
         cpus = cpu_count if cpu_count is not None else local_cpu_count()
         try:
             warnings = (local_vcpu_warnings(check.spec, cpus) + oom_growth_warnings(check.spec)
-                        + memory_floor_warnings(check.spec))
+                        + memory_floor_warnings(check.spec) + remote_network_warnings(check.spec))
         except ValueError:  # a bad MLBATCH_BACKEND: the loader reported it as an error already
             return sorted(problems, key=lambda problem: problem.line or 0)
         warnings += alert_connection_warnings(check.spec)
@@ -116,6 +116,19 @@ def oom_growth_warnings(spec: BatchSpec) -> list[Issue]:
             issues.append(Issue(where, f"on_oom.max ({step.oom_max_mib} MiB) is not above the memory budget of step "
                                        f"'{name}' ({step.memory_mib} MiB): an OOM retry could not grow",
                                 f"set on_oom.max above {step.memory_mib} MiB"))
+    return issues
+
+
+def remote_network_warnings(spec: BatchSpec) -> list[Issue]:
+    """`network: none` on an AWS step: its job has its compute environment's network, which no container can drop."""
+    issues = []
+    for name, step in spec.resolved_steps().items():
+        info = backend_info(step.backend)
+        if step.network == "none" and info.in_containers and not info.sets_network:
+            issues.append(Issue(setting_at(name, spec.steps[name], "network"),
+                                f"step '{name}' runs on {step.backend}, where its job has the compute environment's "
+                                "network (awsvpc): network: none is not enforced there",
+                                "leave network out for AWS steps; limit their traffic with the security group"))
     return issues
 
 

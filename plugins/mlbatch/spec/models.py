@@ -18,7 +18,7 @@ from mlbatch.spec.checks import Issue, cross_field_issues, did_you_mean
 from mlbatch.spec.commands import command_backend_problems, step_backend
 from mlbatch.spec.fields import (  # noqa: F401  (BACKENDS, DAG_ID_* are part of this module's interface)
     BACKEND_ENV, BACKENDS, DAG_ID_CHARS, DAG_ID_PATTERN, MAX_SHARDS, Backend,
-    Capacity, DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName,
+    Capacity, DagId, Duration, MemoryMiB, QueueRole, Retries, Schedule, ShardCount, ShardsOf, StepName, StepNetwork,
 )
 from mlbatch.spec.gates import Gate, gate_issues
 from mlbatch.spec.schedules import SCHEDULE_TAGS, AfterSchedule, BatchSchedule
@@ -77,6 +77,7 @@ class StepDefaults(_Model):
     queue: QueueRole | None = None  # container backends: job queue by role; None: gpu for GPU steps, else cpu
     deferrable: bool | None = None  # container backends: wait in the triggerer; None: the settings decide
     capacity: Capacity = "on-demand"  # ECS: Fargate or Fargate Spot
+    network: StepNetwork | None = None  # docker: none or host; None: the settings' [docker] network (none)
 
 
 class StepSpec(_Model):
@@ -107,6 +108,7 @@ class StepSpec(_Model):
     queue: QueueRole | None = None
     deferrable: bool | None = None
     capacity: Capacity | None = None
+    network: StepNetwork | None = None
 
 
 AlertEvent = Literal["failure", "retry", "success"]
@@ -163,6 +165,7 @@ class ResolvedStep:
     queue: str | None = None  # queue role for container backends
     deferrable: bool | None = None
     capacity: str = "on-demand"  # ECS capacity: on-demand or spot
+    network: str | None = None  # a step container's network (none, host); None: the backend's setting
     command: tuple[str, ...] | None = None  # a command step's argv ({params.NAME} still in it)
 
     @property
@@ -261,6 +264,7 @@ def _resolve(name: str, step: StepSpec, defaults: StepDefaults, default_backend:
         queue=_pick(step.queue, defaults.queue),
         deferrable=_pick(step.deferrable, defaults.deferrable),
         capacity=_pick(step.capacity, defaults.capacity),
+        network=_pick(step.network, defaults.network),
         command=tuple(step.command) if step.command is not None else None,
     )
 

@@ -212,3 +212,17 @@ def test_the_container_config_does_not_import_the_local_backend():
     code = "import sys, mlbatch.backends.docker.config; print('mlbatch.backends.local' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
         == "False"
+
+
+@pytest.mark.parametrize(("step", "setting", "expected"), [
+    (None, "none", "none"), (None, "host", "host"),  # a step that says nothing gets [docker] network
+    ("host", "none", "host"), ("none", "host", "none"),  # a step's own network wins over the setting
+])
+def test_the_steps_network_wins_over_the_setting(step, setting, expected) -> None:
+    kwargs = container_kwargs(_request(network=step), 0, HostFacts(cpus=8, network=setting))
+    assert kwargs["network_mode"] == expected
+
+
+def test_a_request_never_carries_the_bridge_network() -> None:
+    with pytest.raises(ValueError, match="network"):
+        _request(network="bridge")

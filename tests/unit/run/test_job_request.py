@@ -63,3 +63,13 @@ def test_the_try_rides_in_a_deferral_as_plain_json():
     step_try = _try(handle={"job_id": "j1"})
     assert StepTry.model_validate(json.loads(json.dumps(step_try.model_dump(mode="json")))) == step_try
     assert step_try.done == 2
+
+
+def test_the_steps_network_rides_in_the_request(tmp_path):
+    path = tmp_path / "churn.yaml"
+    path.write_text(SPEC.replace("{backend}", "docker").replace("    shards: 4\n", "    shards: 4\n    network: host\n"))
+    steps = load_spec(path).resolved_steps()
+    requests = {name: job_request(steps[name], "churn", _try(), upstream={"features": {"uri": "/a/f"}} if
+                                  name == "train" else {}, artifacts="/a", run_id="r", try_number=1, owner="ml")
+                for name in steps}
+    assert (requests["train"].network, requests["features"].network) == ("host", None)

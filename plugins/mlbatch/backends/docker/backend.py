@@ -14,7 +14,7 @@ from typing import Any, Callable
 from workers import wire
 from workers.wire import encode_ranges
 
-from mlbatch.backends.docker import client as engine_client
+from mlbatch.backends.docker import client as engine_client, isolation
 from mlbatch.backends.docker.config import HostFacts, local_artifact_dir, passed_environment
 from mlbatch.backends.docker.outcome import engine_unreachable
 from mlbatch.backends.docker.runner import ContainerRunner
@@ -72,9 +72,9 @@ class DockerBackend(SingleRunBackend):
                 from mlbatch.settings import SettingsError
 
                 raise SettingsError(problem)
-            if local_artifact_dir(root) is None and host.network == "none":
-                self._emit(f"{request.name}: its containers have no network ([docker] network = none) to reach the "
-                           f"artifact root {root}: set [docker] network = \"host\" (MLBATCH_DOCKER_NETWORK=host)")
+            if local_artifact_dir(root) is None and isolation.network_mode(request, host.network) == "none":
+                self._emit(f"{request.name}: its containers have no network to reach the artifact root {root}: "
+                           f"write network: host in the step, or set [docker] network = \"host\"")
             return self._run_on(client, host, slots, request, local_artifact_dir(root))
         finally:
             with self._lock:

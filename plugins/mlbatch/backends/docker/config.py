@@ -33,7 +33,7 @@ class HostFacts:
     """What the container config depends on besides the request: read once per run."""
 
     cpus: int  # CPUs of the Docker host: a --cpus above it is refused by the engine
-    network: str = "none"  # "none" or "host" (never the bridge network)
+    network: str = "none"  # [docker] network, "none" or "host" (never the bridge): a step's own network wins
     pull: bool = False  # pull an image the host lacks ([docker] pull)
     passed_env: Mapping[str, str] = field(default_factory=dict)  # the [docker] pass_env values
     user: str | None = None  # [docker] user; None: the artifact root's owner unless root, else the image's
@@ -90,7 +90,7 @@ def container_kwargs(request: JobRequest, index: int, host: HostFacts) -> dict[s
         "nano_cpus": int(cpus * _NANO),
         "mem_limit": memory,
         "memswap_limit": memory,  # equal to mem_limit: no swap, the kernel kills at the budget
-        "network_mode": host.network,
+        "network_mode": isolation.network_mode(request, host.network),
         "init": True,  # a real PID 1: SIGTERM reaches the worker and zombies are reaped
         "detach": True,
         "stdin_open": False,

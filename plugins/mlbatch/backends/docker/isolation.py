@@ -2,7 +2,8 @@
 
 A step runs the code of whoever wrote its worker, so its container gets the least that still runs it:
 a fixed uid that is never 0, no capability, no privilege gain, a bounded number of processes, a
-read-only root filesystem with a tmpfs for scratch (`/tmp`, also its HOME), the artifact root
+read-only root filesystem with a tmpfs for scratch (`/tmp`, also its HOME), no network unless the
+step or [docker] network asks for the host's (never Docker's bridge), the artifact root
 read-only (its inputs, other batches' latest outputs) and, writable, its own shard folder alone, so
 that it cannot overwrite what another step or batch wrote. Local source files are mounted read-only
 at their own path. docs/docker-backend.md says who owns what a container writes.
@@ -29,6 +30,11 @@ def container_user(artifacts: Path | None, configured: str | None) -> str:
         if info.st_uid != 0:
             return f"{info.st_uid}:{info.st_gid}"
     return IMAGE_USER
+
+
+def network_mode(request: JobRequest, configured: str) -> str:
+    """The container's network: the step's own `network:` over [docker] network (none unless set); never the bridge."""
+    return request.network or configured
 
 
 def hardening(user: str, pids_limit: int, memory_mib: int) -> dict[str, Any]:
