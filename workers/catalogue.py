@@ -77,7 +77,8 @@ CHECK_FAIL = WorkerInfo(
 PYTHON_CALL = WorkerInfo(
     "python.call", "workers.python_call:call", f"{CALL}:CallParams",
     "Call a Python function by reference (module:qualname) with JSON arguments; its return value is the "
-    "step's result.json (what `mlbatch.sdk.step` runs)")
+    "step's result.json (what `mlbatch.sdk.step` runs); metrics: those the function reports (shard.metric)",
+    own_metrics=True, step_metrics="workers.shard_metrics:mean_over_shards")
 
 # name -> entry-point value, as pyproject.toml declares them (a test holds the two equal): the
 # registry reads these too where the project runs from its source folder without being installed

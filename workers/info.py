@@ -64,6 +64,8 @@ class WorkerInfo:
     task_param: str | None = None
     # "module:function" of the step's own metrics, computed from every shard manifest at commit
     step_metrics: str | None = None
+    # its metrics are named by the code it runs (python.call): lint cannot list them, a gate may read any
+    own_metrics: bool = False
 
     @property
     def takes_params(self) -> bool:

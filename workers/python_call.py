@@ -5,7 +5,9 @@ be importable where the shard runs (the image, or the `code` folder). Arguments 
 are JSON; an argument {"$step": NAME} is the return value of the needed step NAME, read from that
 step's output. The return value is written to result.json in the shard's own output folder.
 
-A function that takes a parameter named `shard` gets this shard's Shard (index, count, output).
+A function that takes a parameter named `shard` gets this shard's Shard (index, count, output), and
+reports the step's metrics through it, `shard.metric("auc", 0.83)` (no import: the worker image has no
+mlbatch): a gate reads them; a step of several shards gets the mean of each metric every shard reports.
 The module may decorate its functions with `mlbatch.sdk.step`: where mlbatch is not installed (the
 worker image holds workers/ only), a stand-in `mlbatch.sdk` whose `step` leaves a function as it is
 lets the module import.
@@ -16,9 +18,10 @@ import importlib
 import importlib.util
 import inspect
 import json
+import math
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from workers import artifacts
@@ -38,6 +41,16 @@ class Shard:
     index: int
     count: int
     output: str
+    metrics: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def metric(self, name: str, value: float) -> None:
+        """Report a metric of this shard (a gate reads the step's: the mean over its shards)."""
+        if not isinstance(name, str) or not name:
+            raise BadInput(f"shard.metric got the name {name!r}: name a metric with a non-empty string")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadInput(f"shard.metric({name!r}, {value!r}): a metric is a finite number (convert it, e.g. "
+                           "float(value); report no metric where it is undefined)")
+        self.metrics[name] = float(value)
 
 
 def call(request: StepRequest) -> ShardResult:
@@ -45,9 +58,9 @@ def call(request: StepRequest) -> ShardResult:
     function = load_function(settings.function, settings.code, settings.image)
     args = [_resolved(value, request) for value in settings.args]
     kwargs = {name: _resolved(value, request) for name, value in settings.kwargs.items()}
+    shard = Shard(request.shard_index, request.shard_count, artifacts.shard_dir(request.output, request.shard_index))
     if SHARD_PARAMETER in _parameters(function):
-        kwargs[SHARD_PARAMETER] = Shard(request.shard_index, request.shard_count,
-                                        artifacts.shard_dir(request.output, request.shard_index))
+        kwargs[SHARD_PARAMETER] = shard
     value = function(*args, **kwargs)
     try:
         text = json.dumps(value, allow_nan=False)
@@ -56,7 +69,7 @@ def call(request: StepRequest) -> ShardResult:
                        "strings, finite numbers, booleans or None; write large data into shard.output and "
                        "return its URI") from None
     uri = artifacts.write_bytes(request.shard_path(RESULT_FILE), text.encode())
-    return ShardResult(outputs={RESULT: uri}, counts={"result_bytes": len(text)})
+    return ShardResult(outputs={RESULT: uri}, counts={"result_bytes": len(text)}, metrics=dict(shard.metrics))
 
 
 def load_function(target: str, code: str | None, image: str | None) -> Callable:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from workers import wire
 from workers.artifacts import filesystem, join, read_bytes, write_json
+from workers.shard_metrics import mean_over_shards as step_metrics  # noqa: F401 (a command step's metrics)
 from workers.step_output import MANIFEST, StepOutput
 
 from mlbatch.backends.failures import FailureClass
@@ -117,10 +118,3 @@ def _metrics(folder: str, index: int) -> dict[str, float]:
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-
-def step_metrics(shards: list[dict[str, Any]]) -> dict[str, float]:
-    """A command step's metrics: each metric every shard reports, averaged over the shards."""
-    if not shards:
-        return {}
-    names = set.intersection(*(set(shard.get("metrics") or {}) for shard in shards))
-    return {name: sum(shard["metrics"][name] for shard in shards) / len(shards) for name in sorted(names)}

@@ -12,6 +12,10 @@ from mlbatch.spec.checks import Issue, did_you_mean
 if TYPE_CHECKING:
     from mlbatch.spec.models import StepDefaults, StepSpec
 
+# MLBATCH_PARAMS travels inline in the environment, and ECS and Batch refuse container overrides over
+# 8 KiB in all (with the command, the other variables and their names): params get half of that.
+MAX_PARAMS_BYTES = 4096
+
 
 def command_issues(name: str, step: dict) -> list[Issue]:
     """Both run: and command:, and {params.NAME} placeholders that name no param of the step."""
@@ -23,7 +27,7 @@ def command_issues(name: str, step: dict) -> list[Issue]:
     command, params = step.get("command"), step.get("params") or {}
     if not isinstance(command, list) or not isinstance(params, dict):
         return []
-    issues = []
+    issues = _params_size_issues(name, params)
     for index, arg in enumerate(command):
         if not isinstance(arg, str):
             continue
@@ -35,6 +39,22 @@ def command_issues(name: str, step: dict) -> list[Issue]:
                                     f"{{{placeholder}}} names no param of step {name!r}",
                                     hint or f"add {param!r} under params, or fix the name"))
     return issues
+
+
+def _params_size_issues(name: str, params: dict) -> list[Issue]:
+    """Params too large to travel inline as MLBATCH_PARAMS (serialised as wire.image_env does)."""
+    import json
+
+    try:
+        size = len(json.dumps(params, sort_keys=True).encode())
+    except (TypeError, ValueError):
+        return []  # not JSON: the model reports it
+    if size <= MAX_PARAMS_BYTES:
+        return []
+    return [Issue(("steps", name, "params"), f"the params of step {name!r} are {size} bytes as JSON, over the "
+                  f"{MAX_PARAMS_BYTES} bytes that travel inline in MLBATCH_PARAMS (ECS and AWS Batch refuse "
+                  "container overrides over 8 KiB)", "put large values in a file (or an object in S3) and pass "
+                  "its URI as a param; or make it an input step's output (needs:)")]
 
 
 def written_image(step: StepSpec, defaults: StepDefaults) -> str | None:

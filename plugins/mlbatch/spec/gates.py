@@ -59,7 +59,8 @@ class Gate(BaseModel):
 
 def gate_issues(data: Any) -> list[Issue]:
     """Gates that could never pass: on a sharded step, or on a metric the worker does not report
-    (for the task of the step's table, where the spec tells it)."""
+    (for the task of the step's table, where the spec tells it). A command step and a worker whose code
+    names its own metrics (python.call) may gate any metric, on any number of shards (their mean)."""
     from mlbatch.spec.tasks import step_tasks
 
     steps = data.get("steps") if isinstance(data, dict) else None
@@ -72,11 +73,14 @@ def gate_issues(data: Any) -> list[Issue]:
         gate = step.get("gate") if isinstance(step, dict) else None
         if not isinstance(gate, dict):
             continue
-        if step.get("shards", 1) != 1 and "command" not in step:  # a command step's metrics: its shards' mean
-            issues.append(Issue(("steps", name, "gate"), "a gate reads the step's metrics, which only a step of one "
-                                "shard reports", "gate the step that combines the shards (e.g. the ensemble)"))
         run, metric = step.get("run"), gate.get("metric")
         worker = WORKERS.get(run) if isinstance(run, str) else None
+        own = "command" in step or (worker is not None and worker.own_metrics)  # metrics its code names
+        if step.get("shards", 1) != 1 and not own:  # a command or python.call step's metrics: its shards' mean
+            issues.append(Issue(("steps", name, "gate"), "a gate reads the step's metrics, which only a step of one "
+                                "shard reports", "gate the step that combines the shards (e.g. the ensemble)"))
+        if own:
+            continue  # lint cannot know the names; a metric not reported fails the gate when the step runs
         task = next(iter(tasks.get(name, ())), None) if len(tasks.get(name, ())) == 1 else None
         reported = worker.reported(task) if worker is not None else ()
         if worker is None or not isinstance(metric, str) or metric in reported:

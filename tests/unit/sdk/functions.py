@@ -24,3 +24,19 @@ def misspelt() -> None:
 
 def not_json() -> set:
     return {1, 2}
+
+
+@step(shards=2, gate={"metric": "auc", "min": 0.5})
+def scored(base: float, shard=None) -> int:
+    shard.metric("auc", base + shard.index / 10)
+    shard.metric(f"only_shard_{shard.index}", 1)  # not reported by every shard: no step metric
+    return shard.index
+
+
+@step(gate={"metric": "auc"})
+def gate_without_threshold(shard=None) -> None:
+    return None
+
+
+def bad_metric(shard=None) -> None:
+    shard.metric("auc", float("nan"))

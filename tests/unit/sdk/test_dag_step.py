@@ -69,6 +69,20 @@ def test_bad_resources_name_the_field_and_the_fix():
     assert "512Mi, 2Gi" in message and "got '1Gx'" in message
 
 
+def test_a_gate_is_the_specs_gate_and_any_metric_on_any_shard_count_passes_lint():
+    step = _dag(lambda: functions.scored(0.6)).task_dict["scored"].step
+    assert (step.gate.metric, step.gate.min, step.shards) == ("auc", 0.5, 2)
+
+
+def test_a_gate_without_a_threshold_names_the_dag_file_function_field_and_fix():
+    with pytest.raises(StepDefinitionError) as caught:
+        _dag(lambda: functions.gate_without_threshold())
+    message = str(caught.value)
+    assert message.startswith(f"{HERE}: @step tests.unit.sdk.functions:gate_without_threshold: step "
+                              "'gate_without_threshold', field 'gate': a gate needs a threshold")
+    assert "Fix: add min or max" in message
+
+
 def test_a_misspelt_option_says_did_you_mean():
     with pytest.raises(StepDefinitionError) as caught:
         _dag(lambda: functions.misspelt())

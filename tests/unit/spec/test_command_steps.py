@@ -59,6 +59,25 @@ def test_an_unknown_param_in_the_command_is_named_with_the_closest_one(tmp_path:
     assert problem.fix == "did you mean 'scale'?"
 
 
+def test_params_too_large_for_mlbatch_params_say_pass_a_file_uri(tmp_path: Path) -> None:
+    step = """
+        steps:
+          score:
+            image: team/score:1
+            backend: batch
+            command: [python3, score.py]
+            params: {labels: "%s"}
+    """
+    problem = _the_problem(tmp_path, step % ("x" * 4100))
+    assert (problem.step, problem.field) == ("score", "steps.score.params")
+    assert problem.message.startswith("the params of step 'score' are 4114 bytes as JSON, over the 4096 bytes that "
+                                      "travel inline in MLBATCH_PARAMS")
+    assert problem.fix.startswith("put large values in a file (or an object in S3) and pass its URI")
+    path = tmp_path / "fits.yaml"
+    path.write_text(textwrap.dedent(step % ("x" * 4000)))
+    assert load_spec(path).steps["score"].params == {"labels": "x" * 4000}  # under the bound: fine
+
+
 def test_a_container_backend_without_any_image_written_says_add_one(tmp_path: Path) -> None:
     problem = _the_problem(tmp_path, """
         steps:

@@ -38,6 +38,21 @@ def test_a_function_reads_its_upstreams_return_value_and_gets_its_shard(tmp_path
     assert manifest["shards"][1]["outputs"]["result"].endswith("shard-00001/result.json")
 
 
+def test_shard_metric_reports_metrics_and_the_steps_are_the_mean_every_shard_reports(tmp_path):
+    output = _run(tmp_path, "scored", {"function": "tests.unit.sdk.functions:scored", "args": [0.6]}, shard_count=2)
+    manifest = StepOutput(output).manifest()
+    assert [shard["metrics"] for shard in manifest["shards"]] == [{"auc": 0.6, "only_shard_0": 1.0},
+                                                                 {"auc": 0.7, "only_shard_1": 1.0}]
+    assert manifest["metrics"] == {"auc": pytest.approx(0.65)}
+    one = _run(tmp_path, "one", {"function": "tests.unit.sdk.functions:scored", "args": [0.6]})
+    assert StepOutput(one).manifest()["metrics"] == {"auc": 0.6, "only_shard_0": 1.0}
+
+
+def test_a_metric_that_is_not_a_finite_number_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match=r"shard.metric\('auc', nan\): a metric is a finite number"):
+        _run(tmp_path, "x", {"function": "tests.unit.sdk.functions:bad_metric"})
+
+
 def test_a_function_that_cannot_be_imported_is_bad_input_naming_it_where_and_the_fix(tmp_path):
     with pytest.raises(BadInput) as caught:
         _run(tmp_path, "x", {"function": "team_missing.steps:train", "image": "team-image:1"})
