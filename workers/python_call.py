@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import json
 import math
 import sys
@@ -83,6 +84,9 @@ def load_function(target: str, code: str | None, image: str | None) -> Callable:
     except (ImportError, AttributeError) as exc:
         where = f"image {image}" if image else "this worker's Python"
         looked = f" (with {code} on sys.path)" if code else ""
+        if code and not os.access(code, os.R_OK | os.X_OK):
+            # a root Airflow runs local workers as another uid: a 0700 folder hides the module from it
+            looked += f", a folder this worker (uid {os.getuid()}) cannot list"
         raise BadInput(f"cannot import function {target} in {where}{looked}: {type(exc).__name__}: {exc}. "
                        "Fix: install the function's package in the image (build it FROM the worker image, "
                        "see examples/worker-package/Dockerfile), or give the step code= a folder the worker "

@@ -78,7 +78,6 @@ def test_a_python_dag_mixes_plain_tasks_steps_and_a_yaml_batchs_asset_then_cache
           features: {run: features.synthetic, params: {rows: 40}}
     """)
     (tmp_path / "team_steps.py").write_text(STEPS)
-    tmp_path.chmod(0o755)  # the worker imports team_steps from here (as root, workers run as another uid)
     (tmp_path / "sdk_mix.py").write_text(textwrap.dedent(DAG))
     source = dags_test(tmp_path, "sdk_source")
     assert source.returncode == 0, source.output[-3000:]

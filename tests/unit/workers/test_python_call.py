@@ -101,3 +101,17 @@ def test_the_cache_keys_code_part_covers_the_called_functions_module(tmp_path):
     assert keys.called_code_versions("python.call", params) != [before]
     assert keys.called_code_versions("check.noop", {}) == []  # other workers: their own package alone
     assert keys.CODE_MARK == call_params.CODE_MARK  # the cache and the params model spell the mark alike
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process of another uid")
+def test_a_code_folder_the_workers_uid_cannot_list_is_named_as_such(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir(mode=0o700)
+    (code / "hidden_steps.py").write_text("def f():\n    return 1\n")
+    tmp_path.chmod(0o711)
+    probe = ("from workers.python_call import load_function\n"
+             f"load_function('hidden_steps:f', {str(code)!r}, None)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, user=10001, group=10001,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode != 0
+    assert "a folder this worker (uid 10001) cannot list" in proc.stderr, proc.stderr[-2000:]
