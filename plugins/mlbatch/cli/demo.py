@@ -49,6 +49,7 @@ def _strip_log_prefix(line: str) -> str:
 def main(dag_ids: list[str]) -> int:
     from mlbatch.cli.airflow_home import prepare
     from mlbatch.cli.report import collect, format_report
+    from mlbatch.cli.root_workers import let_local_workers_in
 
     home = Path(os.environ.get("AIRFLOW_HOME", "airflow_home"))
     try:
@@ -56,6 +57,7 @@ def main(dag_ids: list[str]) -> int:
     except RuntimeError as error:
         print(f"mlbatch demo: {error}", file=sys.stderr)
         return 1
+    let_local_workers_in()
     failed = 0
     for dag_id in dag_ids:
         print(f"\n>>> {dag_id}: running every step through Airflow (airflow dags test) ...", flush=True)

@@ -66,10 +66,12 @@ def main(port: int = 8080, postgres: bool = False, mlflow_port: int = 5000) -> i
     signal.signal(signal.SIGTERM, _stop_on)
     from mlbatch.cli.airflow_home import airflow_command, prepare
     from mlbatch.cli.project import find_root
+    from mlbatch.cli.root_workers import let_local_workers_in
 
     home = Path(os.environ["AIRFLOW_HOME"])
     if not postgres:
         prepare(home)  # the SQLite DB; --postgres migrates its own cluster below
+    let_local_workers_in()
     env = dict(os.environ)
     env.setdefault("AIRFLOW__API__PORT", str(port))
     env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")

@@ -116,3 +116,16 @@ def _own_home(user: WorkerUser) -> Path:
         raise WorkerUserError(f"{home} (the home of local workers of uid {user.uid}) is not a folder of that uid: "
                               "remove it, or set [local] user (MLBATCH_LOCAL_USER) to another uid")
     return home
+
+
+def open_way(user: WorkerUser, paths: list[str]) -> list[Path]:
+    """Let `user` enter (o+x: enter by name, never list) every folder on the way to `paths` it may not enter yet.
+
+    For the one-machine commands (`mlbatch demo`, `mlbatch up`) run as root: a Python under /root (pyenv)
+    or a checkout there would otherwise be out of the workers' reach. Returns the folders changed."""
+    opened: list[Path] = []
+    for path in paths:
+        while (closed := closed_folder(path, user)) is not None:
+            closed.chmod(stat.S_IMODE(closed.stat().st_mode) | stat.S_IXOTH)
+            opened.append(closed)
+    return opened
