@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from workers import wire
 from workers.artifacts import filesystem, join, read_bytes, write_json
-from workers.shard_metrics import mean_over_shards as step_metrics  # noqa: F401 (a command step's metrics)
 from workers.step_output import MANIFEST, StepOutput
 
 from mlbatch.backends.failures import FailureClass
 from mlbatch.backends.jobs import JobResult, ShardOutcome
+from mlbatch.backends.traits import backend_info
 
 if TYPE_CHECKING:
     from mlbatch.spec.models import ResolvedStep
@@ -51,7 +51,7 @@ def explained(result: JobResult, step: ResolvedStep) -> JobResult:
 
 def _not_found(outcome: ShardOutcome, step: ResolvedStep) -> ShardOutcome:
     program = (step.command or ("?",))[0]
-    where = f"in image {step.image}" if step.backend != "local" else "on this machine's PATH"
+    where = f"in image {step.image}" if backend_info(step.backend).in_containers else "on this machine's PATH"
     reason = (f"command not found {where}: {program!r} (step {step.name}, field command): install it in the "
               "image or fix command:")
     return outcome.model_copy(update={"failure": FailureClass.code_error, "reason": reason, "final": True})

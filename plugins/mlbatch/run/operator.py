@@ -151,9 +151,9 @@ class StepOperator(BaseOperator):
             run.update(usage(result, self.step, self._backend_handle))
         extra = {"run": run, "cache": step_try.ingredients}
         if self.step.command is not None:
-            from mlbatch.run.image_shards import step_metrics
+            from workers.shard_metrics import mean_over_shards
 
-            extra["metrics"] = step_metrics(output.shard_manifests(step_try.shard_count))
+            extra["metrics"] = mean_over_shards(output.shard_manifests(step_try.shard_count))
         manifest = output.commit(step_try.shard_count, extra=extra)
         return self._published(step_try.key, step_try.output, manifest, cache_hit=False)
 

@@ -13,6 +13,7 @@ from mlbatch.run import image_shards
 from mlbatch.run.job_request import job_request
 from mlbatch.run.step_try import StepTry
 from mlbatch.spec.loader import load_spec
+from workers.shard_metrics import mean_over_shards
 from workers.step_output import StepOutput
 
 SPEC = """
@@ -118,4 +119,4 @@ def test_exit_127_is_a_command_not_found_that_no_retry_fixes(tmp_path: Path) -> 
 
 def test_the_steps_metrics_are_the_mean_of_the_metrics_every_shard_reports() -> None:
     shards = [{"metrics": {"auc": 0.6, "rows": 10}}, {"metrics": {"auc": 0.8}}]
-    assert image_shards.step_metrics(shards) == {"auc": 0.7}
+    assert mean_over_shards(shards) == {"auc": 0.7}
