@@ -33,8 +33,10 @@ patch_pytest_temp_dirs()
 let_workers_run_this_python()
 
 # The Docker engine and the images built from this checkout, for every test directory
-from tests.containers.fixtures import base_image, docker_client, mark_container_tests, worker_image  # noqa: E402,F401
+from tests.containers.fixtures import (  # noqa: E402,F401
+    base_image, docker_client, mark_container_tests, run_container_modules_last, worker_image)
 
 
 def pytest_collection_modifyitems(config, items):
     mark_container_tests(items)
+    run_container_modules_last(items)

@@ -52,3 +52,15 @@ def mark_container_tests(items: list[Any]) -> None:
     for item in items:
         if CONTAINER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.containers)
+
+
+def run_container_modules_last(items: list[Any]) -> None:
+    """Modules with a container test run after every other module, the compose stack's last: on a cold
+    machine the images build meanwhile (.ci/run builds them in the background while the suite starts;
+    a fixture that needs one first waits on the same build lock). Modules stay whole and in order."""
+    def module(item: Any) -> str:
+        return item.nodeid.split("::")[0]
+
+    with_containers = {module(item) for item in items if item.get_closest_marker("containers")}
+    with_compose = {module(item) for item in items if item.get_closest_marker("compose")}
+    items.sort(key=lambda item: (module(item) in with_containers) + (module(item) in with_compose))

@@ -22,7 +22,7 @@ from tests.containers import images
 from tests.integration.airflow_stack import wait_for
 from tests.integration.compose_stack import PROJECT, ComposeStack, prepare
 
-pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.compose, pytest.mark.timeout(2400)]
 
 DAG_ID = "compose_check"
 SHARDS = {"features": 1, "train": 2, "ensemble": 1}  # step -> shards: four containers in all

@@ -7,7 +7,7 @@
 3. `up --detach --wait` with the compose binary this machine has, then prints the UI's address and
    where the admin password is.
 
-`mlbatch compose ARGS...` runs any other compose command on the same project (ps, logs, down).
+`mlbatch compose build` does 1 and 2 only. `mlbatch compose ARGS...` runs any other compose command on the same project (ps, logs, down).
 Compose reads .env only: none of this shell's MLBATCH_* or AIRFLOW_* settings reach the stack.
 """
 from __future__ import annotations
@@ -99,8 +99,9 @@ def ui_address(values: dict[str, str]) -> str:
     return f"http://{host}:{values.get('AIRFLOW_API_PORT') or 8080}"
 
 
-def up(root: Path, out: Callable[[str], None] = print, build_log: Callable[[str], None] | None = None) -> int:
-    """Write .env once, build what is missing, bring the stack up and wait until it is healthy."""
+def build(root: Path, out: Callable[[str], None] = print, build_log: Callable[[str], None] | None = None) -> int:
+    """Write .env once and build the stack's images that are missing, without starting anything
+    (`mlbatch compose build`: a machine that starts the stack later, CI building while tests run)."""
     if compose_env.write_once(root):
         out(f"wrote {root / compose_env.ENV_FILE} (mode 0600: the database password, Fernet key and JWT secret)")
     values = compose_env.read(root / compose_env.ENV_FILE)
@@ -119,10 +120,18 @@ def up(root: Path, out: Callable[[str], None] = print, build_log: Callable[[str]
     except compose_images.ComposeImageError as error:
         out(f"mlbatch compose: {error}")
         return 1
+    return 0
+
+
+def up(root: Path, out: Callable[[str], None] = print, build_log: Callable[[str], None] | None = None) -> int:
+    """Write .env once, build what is missing, bring the stack up and wait until it is healthy."""
+    if built := build(root, out, build_log):
+        return built
     done = run_compose(root, ["up", "--detach", "--no-build", "--wait", "--wait-timeout", "600"])
     if done.returncode != 0:
         out(f"mlbatch compose: the stack did not become healthy; see `mlbatch compose logs` ({done.returncode})")
         return done.returncode
+    values = compose_env.read(root / compose_env.ENV_FILE)
     out(f"the stack is up: {ui_address(values)}  (user admin, password in {root / PASSWORDS})")
     return 0
 
@@ -133,8 +142,11 @@ def main(args: Sequence[str], root: Path) -> int:
         print(f"mlbatch compose: no {COMPOSE_FILE} in {root}: run it in a clone of the project", file=sys.stderr)
         return 1
     try:
+        build_log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         if list(args) == ["up"]:
-            return up(root, build_log=lambda line: print(line, file=sys.stderr, flush=True))
+            return up(root, build_log=build_log)
+        if list(args) == ["build"]:  # ours, not compose's: the same images `up` builds, by the same rules
+            return build(root, build_log=build_log)
         return run_compose(root, args).returncode
     except FileNotFoundError as error:
         print(f"mlbatch compose: {error}", file=sys.stderr)

@@ -225,7 +225,8 @@ def run_airflow(args: argparse.Namespace) -> int:
 
 def add_compose_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("compose_args", nargs=argparse.REMAINDER, metavar="ARGS",
-                        help="up: write .env once, build what is missing, start and wait; else any compose command")
+                        help="up: write .env once, build what is missing, start and wait; build: the same without starting; "
+                             "else any compose command")
 
 
 def run_compose(args: argparse.Namespace) -> int:
@@ -246,7 +247,7 @@ COMMANDS: list[Command] = [
             add_deploy_arguments, run_deploy),
     Command("settings", "print the settings (mlbatch.toml or .env lines) from a CloudFormation stack's outputs",
             add_settings_arguments, run_settings),
-    Command("compose", "the team's stack (docker-compose.yaml): compose up | compose logs | compose down",
+    Command("compose", "the team's stack (docker-compose.yaml): compose up | compose build | compose logs | compose down",
             add_compose_arguments, run_compose),
     Command("airflow", "run an airflow command with this project's settings (dags, plugins, home, no examples)",
             add_airflow_arguments, run_airflow),

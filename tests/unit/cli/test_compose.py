@@ -125,3 +125,12 @@ def test_what_mlbatch_sets_for_the_project_is_not_taken_for_a_choice(clone):
 def test_outside_a_clone_it_says_where_to_run_it(tmp_path, capsys):
     assert compose.main(["up"], tmp_path) == 1
     assert f"no docker-compose.yaml in {tmp_path}" in capsys.readouterr().err
+
+
+def test_build_writes_env_and_needs_an_engine_but_starts_nothing(clone, monkeypatch, capsys):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{clone}/no-engine.sock")
+    said: list[str] = []
+    assert compose.build(clone, out=said.append) == 2
+    assert (clone / ".env").is_file() and "no Docker engine answers" in said[-1]
+    (clone / compose.COMPOSE_FILE).write_text("services: {}\n")
+    assert compose.main(["build"], clone) == 2  # `mlbatch compose build` is ours, never compose's own build
