@@ -7,7 +7,8 @@
 3. `up --detach --wait` with the compose binary this machine has, then prints the UI's address and
    where the admin password is.
 
-`mlbatch compose build` does 1 and 2 only. `mlbatch compose ARGS...` runs any other compose command on the same project (ps, logs, down).
+`mlbatch compose build` does 1 and 2 only. `mlbatch compose ARGS...` runs any other compose command
+on the same project (ps, logs, down).
 Compose reads .env only: none of this shell's MLBATCH_* or AIRFLOW_* settings reach the stack.
 """
 from __future__ import annotations

@@ -127,7 +127,7 @@ def test_outside_a_clone_it_says_where_to_run_it(tmp_path, capsys):
     assert f"no docker-compose.yaml in {tmp_path}" in capsys.readouterr().err
 
 
-def test_build_writes_env_and_needs_an_engine_but_starts_nothing(clone, monkeypatch, capsys):
+def test_build_writes_env_and_needs_an_engine_but_starts_nothing(clone, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{clone}/no-engine.sock")
     said: list[str] = []
     assert compose.build(clone, out=said.append) == 2
